@@ -1,0 +1,55 @@
+"""The ``engagement-stream`` command line: one subcommand per job.
+
+Each subcommand lives in the module that does the work; that module exposes
+``add_parser(subparsers)`` which registers the subcommand and sets ``handler`` to
+a function taking the parsed arguments and returning the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules that contribute a subcommand, imported lazily so that ``decode`` does
+# not pay for faust's import time.
+SUBCOMMAND_MODULES = (
+    "stream.devbroker",
+    "stream.decode_cli",
+    "stream.topics",
+    "stream.worker",
+    "stream.replay",
+    "stream.consume",
+    "stream.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="engagement-stream",
+        description="LivePerson engagement attributes as typed Avro topics.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
