@@ -139,7 +139,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
             published_versions[key] = _int(env, version_name, 1)
 
     return Settings(
-        bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", defaults.bootstrap_servers),
+        bootstrap_servers=env.get(
+            "KAFKA_BOOTSTRAP_SERVERS", defaults.bootstrap_servers
+        ),
         app_id=env.get("ES_APP_ID", defaults.app_id),
         topic_prefix=env.get("ES_TOPIC_PREFIX", defaults.topic_prefix),
         input_topic=env.get("ES_INPUT_TOPIC", defaults.input_topic),
