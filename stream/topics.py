@@ -1,0 +1,135 @@
+"""Topic names and the ``topics create`` command that ensures they exist.
+
+Creation is idempotent: topics that already exist are left as they are (a
+different partition count is reported, not changed, since changing it would
+move conversations between partitions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from stream.kafka_config import aiokafka_options
+from stream.settings import Settings, from_env
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARTITIONS = 6
+DEFAULT_REPLICATION_FACTOR = 1
+SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+
+# Raw records that arrive keyed by something other than their conversation id
+# are forwarded here, keyed by conversation id, so one conversation's dedupe
+# state lives in one partition.
+REPARTITION_SUFFIX = "-by-conversation"
+
+
+@dataclass(frozen=True)
+class TopicPlan:
+    """What ``topics create`` should make sure of."""
+
+    partitions: int = DEFAULT_PARTITIONS
+    replication_factor: int = DEFAULT_REPLICATION_FACTOR
+    retention_ms: int = SEVEN_DAYS_MS
+    dead_letter_retention_ms: int = SEVEN_DAYS_MS
+
+
+def repartition_topic_name(settings: Settings) -> str:
+    """The internal topic that holds mis-keyed input, keyed by conversation id."""
+    return settings.input_topic_name + REPARTITION_SUFFIX
+
+
+def planned_topics(settings: Settings, plan: TopicPlan) -> list[NewTopic]:
+    """Every topic the service reads or writes, with its configuration."""
+    retention = {"retention.ms": str(plan.retention_ms)}
+    names = [*settings.all_topic_names(), repartition_topic_name(settings)]
+    topics = []
+    for name in names:
+        config = dict(retention)
+        if name == settings.dead_letter_topic_name:
+            config["retention.ms"] = str(plan.dead_letter_retention_ms)
+        topics.append(
+            NewTopic(
+                name=name,
+                num_partitions=plan.partitions,
+                replication_factor=plan.replication_factor,
+                topic_configs=config,
+            )
+        )
+    return topics
+
+
+async def ensure_topics(settings: Settings, plan: TopicPlan) -> dict[str, str]:
+    """Create the missing topics; return each topic's outcome ("created"/"exists")."""
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = planned_topics(settings, plan)
+        missing = [topic for topic in wanted if topic.name not in existing]
+        if missing:
+            await admin.create_topics(missing)
+        outcome = {topic.name: "exists" for topic in wanted}
+        outcome.update({topic.name: "created" for topic in missing})
+
+        present = [t.name for t in wanted if t.name in existing]
+        for name, count in (await _partition_counts(admin, present)).items():
+            if count != plan.partitions:
+                outcome[name] = f"exists with {count} partitions"
+        return outcome
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, names: list[str]
+) -> dict[str, int]:
+    if not names:
+        return {}
+    described = await admin.describe_topics(names)
+    return {topic["topic"]: len(topic["partitions"]) for topic in described}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``engagement-stream topics create``."""
+    parser = subparsers.add_parser("topics", help="manage the service's topics")
+    actions = parser.add_subparsers(dest="action", required=True)
+    create = actions.add_parser(
+        "create", help="create every topic the service uses (idempotent)"
+    )
+    create.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS)
+    create.add_argument(
+        "--replication-factor", type=int, default=DEFAULT_REPLICATION_FACTOR
+    )
+    create.add_argument(
+        "--retention-ms",
+        type=int,
+        default=SEVEN_DAYS_MS,
+        help="retention of the input and typed topics (-1: keep forever)",
+    )
+    create.add_argument(
+        "--dead-letter-retention-ms",
+        type=int,
+        default=SEVEN_DAYS_MS,
+        help="retention of the dead letter topic",
+    )
+    create.set_defaults(handler=_run_create)
+
+
+def _run_create(args: argparse.Namespace) -> int:
+    settings = from_env()
+    plan = TopicPlan(
+        partitions=args.partitions,
+        replication_factor=args.replication_factor,
+        retention_ms=args.retention_ms,
+        dead_letter_retention_ms=args.dead_letter_retention_ms,
+    )
+    outcome = asyncio.run(ensure_topics(settings, plan))
+    for name, state in outcome.items():
+        print(f"{name}: {state}")
+    return 0
