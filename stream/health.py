@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Collection
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,8 @@ class Readiness:
             )
         if self._partitions == 0:
             return True, "idle: no partitions assigned"
-        return True, f"consuming {self._partitions} partitions, lag {self._lag}"
+        lag = "unknown" if self._lag is None else self._lag
+        return True, f"assigned partitions: {self._partitions}, consumer lag: {lag}"
 
     def _stalled_for(self, now: float) -> float | None:
         waited = now - self._progress_at
@@ -176,8 +178,10 @@ class HealthServer:
             logger.info("health server stopped")
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        # Prometheus asks for OpenMetrics; curl and older scrapers get plain text.
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = encode(self.registry)
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def _healthz(self, request: web.Request) -> web.Response:
         # Answering at all is the proof: the handler runs on the worker's loop.
