@@ -1,0 +1,225 @@
+"""The faust app: topics, the dedupe table and the agent that runs the batches.
+
+The agent reads raw bytes (faust's codecs are off, so faust can never reject or
+drop a record: every record reaches the decoder), takes batches without faust's
+automatic acknowledgement, produces every output, waits until the broker has
+acknowledged all of them and only then acknowledges the batch's records. An
+offset is therefore committed only after everything derived from it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from stream.dead_letters import SourcePosition
+from stream.dedupe_state import TableSeenEvents
+from stream.health import Readiness
+from stream.kafka_config import faust_broker_options
+from stream.metrics import Metrics
+from stream.processor import BatchOutcome, BatchProcessor, Outgoing, RawRecord
+from stream.schemas import SchemaRegistry
+from stream.settings import Settings
+from stream.topics import repartition_topic_name
+
+log = logging.getLogger(__name__)
+
+DEDUPE_TABLE = "dedupe"
+# How often the agent sweeps expired conversations out of the dedupe state.
+EXPIRY_SWEEP_SECONDS = 60.0
+
+
+class ProduceFailed(RuntimeError):
+    """The broker did not acknowledge an output; the batch stays unacknowledged.
+
+    Not retriable here: aiokafka has already retried for its delivery timeout.
+    The worker stops so its records are consumed again after a restart.
+    """
+
+
+@dataclass
+class WorkerApp:
+    """The faust app and the objects its agent uses."""
+
+    app: faust.App
+    processor: BatchProcessor
+    state: TableSeenEvents
+    metrics: Metrics
+    readiness: Readiness
+
+
+def build_app(
+    settings: Settings,
+    registry: SchemaRegistry,
+    metrics: Metrics,
+    readiness: Readiness,
+    partitions: int,
+    monitor: Any = None,
+) -> WorkerApp:
+    """Create the faust app for a topic layout with ``partitions`` per topic."""
+    app = faust.App(
+        settings.app_id,
+        monitor=monitor,
+        **faust_broker_options(settings),
+        key_serializer="raw",
+        value_serializer="raw",
+        store="memory://",
+        datadir=settings.data_dir,
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=False,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger=0.01,
+        producer_max_batch_size=512 * 1024,
+        stream_buffer_maxsize=max(4 * settings.batch_size, 4096),
+        web_enabled=False,
+        autodiscover=False,
+    )
+    repartition = repartition_topic_name(settings)
+    source = app.topic(
+        settings.input_topic_name,
+        repartition,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    table = app.Table(
+        DEDUPE_TABLE,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        help="Dedupe digests of the events each conversation published.",
+    )
+    state = TableSeenEvents(table, settings.dedupe_retention_seconds)
+    processor = BatchProcessor(settings, registry, repartition_topic=repartition)
+    worker_app = WorkerApp(app, processor, state, metrics, readiness)
+
+    runner = BatchRunner(worker_app, settings)
+    app.agent(source, name="decode-attributes", concurrency=1)(runner.agent)
+    return worker_app
+
+
+class BatchRunner:
+    """The agent body: batches in, outputs produced and acknowledged, records acked."""
+
+    def __init__(self, worker_app: WorkerApp, settings: Settings) -> None:
+        self.worker_app = worker_app
+        self.settings = settings
+        self.last_sweep = time.monotonic()
+
+    async def agent(self, stream: Any) -> None:
+        """Consume the input in batches until the worker stops."""
+        batches = stream.noack_take(
+            self.settings.batch_size, self.settings.batch_within_seconds
+        )
+        async for events in batches:
+            await self.run_batch(stream, events)
+
+    async def run_batch(self, stream: Any, events: Sequence[Any]) -> None:
+        """Process one batch; acknowledge its records only after its outputs."""
+        wa = self.worker_app
+        records = [_raw_record(event) for event in events]
+
+        outcome = wa.processor.process(records, wa.state)
+
+        started = time.perf_counter()
+        await self.produce(outcome.messages)
+        wa.metrics.observe_produce_ack_seconds(time.perf_counter() - started)
+
+        for event in events:
+            await stream.ack(event)
+        self.count(outcome)
+        self.maybe_sweep()
+
+    async def produce(self, messages: list[Outgoing]) -> None:
+        """Send every message without waiting, then wait for all acknowledgements."""
+        producer = self.worker_app.app.producer
+        pending = []
+        for message in messages:
+            timestamp = None
+            if message.timestamp_ms is not None:
+                # faust takes seconds and truncates back to ms: add half a ms
+                # so the float round trip cannot land one ms early.
+                timestamp = (message.timestamp_ms + 0.5) / 1000.0
+            pending.append(
+                await producer.send(
+                    message.topic,
+                    message.key,
+                    message.value,
+                    None,
+                    timestamp,
+                    message.headers,
+                )
+            )
+        try:
+            await asyncio.gather(*pending)
+        except Exception as exc:
+            log.critical(
+                "the broker did not acknowledge %d outputs of a batch (%s); "
+                "stopping without acknowledging its records so they are "
+                "consumed again after a restart",
+                len(pending),
+                exc,
+            )
+            raise ProduceFailed(str(exc)) from exc
+
+    def count(self, outcome: BatchOutcome) -> None:
+        """Feed one batch's counts to the metrics."""
+        metrics = self.worker_app.metrics
+        for topic, records in outcome.records.items():
+            metrics.count_consumed(topic, records, outcome.bytes_read[topic])
+        for seconds in outcome.decode_seconds:
+            metrics.observe_decode_seconds(seconds)
+        for attribute, events in outcome.published.items():
+            version = self.worker_app.processor.versions[attribute]
+            metrics.count_published(attribute, version, events)
+        for attribute, events in outcome.duplicates.items():
+            metrics.count_duplicates(attribute, events)
+        metrics.count_dead_letter_reasons(outcome.dead_letters)
+        if outcome.event_timestamps_ms:
+            metrics.observe_event_lag(outcome.event_timestamps_ms)
+
+    def maybe_sweep(self) -> None:
+        """Expire old conversations from the dedupe state now and then."""
+        now = time.monotonic()
+        if now - self.last_sweep < EXPIRY_SWEEP_SECONDS:
+            return
+        self.last_sweep = now
+
+        wa = self.worker_app
+        actives = {tp.partition for tp in wa.app.assignor.assigned_actives()}
+        expired = wa.state.expire(actives)
+        wa.metrics.count_dedupe_expired(expired)
+        conversations, _ = wa.state.size()
+        wa.metrics.set_dedupe_keys(conversations)
+
+
+def _raw_record(event: Any) -> RawRecord:
+    message = event.message
+    return RawRecord(
+        value=message.value,
+        key=message.key,
+        headers=_headers(message.headers),
+        source=SourcePosition(
+            message.topic,
+            message.partition,
+            message.offset,
+            int(message.timestamp * 1000) if message.timestamp else None,
+        ),
+    )
+
+
+def _headers(headers: Any) -> list[tuple[str, bytes]]:
+    if not headers:
+        return []
+    if isinstance(headers, dict):
+        return list(headers.items())
+    return [(name, value) for name, value in headers]
