@@ -1,0 +1,104 @@
+"""The once-per-distinct-event key of the contract, and an in-process filter.
+
+The key covers (conversationId, authenticated, sdeType, serverTimeStamp,
+originalTimeStamp, payload), serialized as one JSON array in the JSON
+Canonicalization Scheme (RFC 8785) and hashed, so it is the same in every
+process and release. The envelope's brandId, consumerId and apiVersion are not
+part of it: the first copy of an event wins, envelope included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from stream.events import AttributeEvent
+
+DIGEST_SIZE = 16
+
+
+def dedupe_key(event: AttributeEvent) -> bytes:
+    """A 16-byte BLAKE2b digest of the event's identity, stable across runs."""
+    identity = [
+        event.conversation_id,
+        event.authenticated,
+        event.sde_type,
+        event.server_timestamp_ms,
+        event.original_timestamp_ms,
+        event.payload,
+    ]
+    text = canonical_json(identity)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=DIGEST_SIZE).digest()
+
+
+def canonical_json(value: Any) -> str:
+    """RFC 8785 text of a decoded value: sorted keys, no spaces, ES numbers.
+
+    Integers are written with all their digits; doubles in ECMAScript's
+    shortest round-trip form (3.0 is "3", 1e21 is "1e+21").
+    """
+    if value is None or value is True or value is False:
+        return json.dumps(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return ecmascript_number(value)
+    if isinstance(value, list):
+        return "[" + ",".join(canonical_json(item) for item in value) + "]"
+    members = sorted(value.items(), key=lambda item: item[0].encode("utf-16-be"))
+    return (
+        "{"
+        + ",".join(f"{canonical_json(k)}:{canonical_json(v)}" for k, v in members)
+        + "}"
+    )
+
+
+def ecmascript_number(number: float) -> str:
+    """A finite double as ECMAScript's Number.prototype.toString writes it."""
+    if number == 0:
+        return "0"  # -0 too
+
+    # repr() gives the shortest digits that round-trip; normalize() drops
+    # the trailing zeros, leaving value = 0.DIGITS x 10**point.
+    sign, digit_tuple, exponent = Decimal(repr(number)).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    point = len(digits) + int(exponent)
+    text = _place_point(digits, point)
+    return "-" + text if sign else text
+
+
+def _place_point(digits: str, point: int) -> str:
+    count = len(digits)
+    if count <= point <= 21:
+        return digits + "0" * (point - count)
+    if 0 < point <= 21:
+        return digits[:point] + "." + digits[point:]
+    if -6 < point <= 0:
+        return "0." + "0" * -point + digits
+    exponent = point - 1
+    mantissa = digits if count == 1 else digits[0] + "." + digits[1:]
+    return f"{mantissa}e{'+' if exponent > 0 else '-'}{abs(exponent)}"
+
+
+class Deduplicator:
+    """Remembers the keys it has seen, to pass each distinct event once."""
+
+    def __init__(self) -> None:
+        self._seen: set[bytes] = set()
+
+    def first_time(self, event: AttributeEvent) -> bool:
+        """Whether this is the first copy of the event seen here."""
+        key = dedupe_key(event)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+    def distinct(self, events: Iterable[AttributeEvent]) -> Iterator[AttributeEvent]:
+        """The events not seen before, in their order."""
+        return (event for event in events if self.first_time(event))
