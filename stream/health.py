@@ -112,6 +112,8 @@ class Readiness:
         waited = now - self._progress_at
         if self._lag is None or waited < self.stall_seconds:
             return None
+        # TODO(stuck with a steady lag): a worker that stops committing while no
+        # new input arrives stays ready; only growing lag proves new input.
         if self._lag <= self._lag_at_progress:
             return None
         return waited
