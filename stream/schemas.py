@@ -51,7 +51,7 @@ class AvroSchema:
     Attributes:
         attribute: the attribute key, e.g. "lead".
         version: the schema version, e.g. 2.
-        name: the full name of the top-level record, e.g. "engagementstream.v2.Lead".
+        full_name: the top-level record's full name, "engagementstream.v2.Lead".
         path: the file the schema was read from.
         raw: the schema as written in the file (parsed JSON).
         parsed: the schema as fastavro's ``parse_schema`` returned it.
@@ -63,7 +63,7 @@ class AvroSchema:
 
     attribute: str
     version: int
-    name: str
+    full_name: str
     path: Path
     raw: dict[str, Any] = field(repr=False)
     parsed: dict[str, Any] = field(repr=False)
@@ -196,7 +196,7 @@ def compatibility_problems(writer: Any, reader: Any) -> list[str]:
         One sentence per problem, each starting with the path of the value; an
         empty list when every datum of the writer schema can be read.
     """
-    checker = _Checker(_named_types(writer), _named_types(reader))
+    checker = _Checker(named_types(writer), named_types(reader))
     checker.check((writer, None), (reader, None), _label((writer, None)))
     return checker.problems
 
@@ -215,23 +215,24 @@ _PROMOTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _named_types(schema: Any, namespace: str | None = None) -> dict[str, Any]:
+def named_types(schema: Any, namespace: str | None = None) -> dict[str, Any]:
+    """Map the full name of every named type defined in a schema to its definition."""
     named: dict[str, Any] = {}
     if isinstance(schema, list):
         for branch in schema:
-            named.update(_named_types(branch, namespace))
+            named.update(named_types(branch, namespace))
     elif isinstance(schema, dict):
         kind = schema["type"]
         if not isinstance(kind, str):
-            named.update(_named_types(kind, namespace))
+            named.update(named_types(kind, namespace))
         elif kind in NAMED_KINDS:
             name = full_name(schema["name"], schema.get("namespace", namespace))
             named[name] = schema
             for fld in schema.get("fields", ()):
-                named.update(_named_types(fld["type"], _namespace_of(name)))
+                named.update(named_types(fld["type"], _namespace_of(name)))
         elif kind in ("array", "map"):
             inner = schema["items" if kind == "array" else "values"]
-            named.update(_named_types(inner, namespace))
+            named.update(named_types(inner, namespace))
     return named
 
 
@@ -390,6 +391,10 @@ class SchemaRegistry:
     def __iter__(self) -> Iterator[AvroSchema]:
         return iter(self._by_key.values())
 
+    def attributes(self) -> tuple[str, ...]:
+        """The attribute keys, in the order of the attribute table."""
+        return tuple(ATTRIBUTES)
+
     def versions(self, attribute: str) -> tuple[int, ...]:
         """The schema versions available for an attribute, oldest first."""
         found = sorted(v for a, v in self._by_key if a == attribute)
@@ -515,7 +520,7 @@ def _read_schema(path: Path) -> AvroSchema:
     return AvroSchema(
         attribute=attribute,
         version=version,
-        name=name,
+        full_name=name,
         path=path,
         raw=raw,
         parsed=parsed,

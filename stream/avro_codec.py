@@ -1,0 +1,558 @@
+"""Avro codec: canonical attribute events to framed single-object Avro and back.
+
+Writing builds an Avro datum from the canonical event with a converter made once
+per schema (typed values for version 2, text for version 1), checks every value
+against its Avro type itself (fastavro would truncate 1.9 into an int and write
+2**40 into one), and frames the binary datum as an Avro single-object encoding:
+the marker C3 01, the writer schema's CRC-64-AVRO fingerprint as 8 little-endian
+bytes, then the datum. Reading finds the writer schema by that fingerprint.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.read import SchemaResolutionError
+
+from stream.attributes import (
+    ATTRIBUTES,
+    CART_FIELDS,
+    CONTACT_FIELDS,
+    CUSTOMER_AGE_FIELDS,
+    DATE_PARTS,
+    PRODUCT_LINE_FIELDS,
+    Field,
+    Kind,
+)
+from stream.events import AttributeEvent
+from stream.schemas import (
+    SINGLE_OBJECT_MARKER,
+    AvroSchema,
+    SchemaError,
+    SchemaRegistry,
+    UnknownSchemaError,
+    named_types,
+)
+
+__all__ = [
+    "SINGLE_OBJECT_MARKER",
+    "AvroCodecError",
+    "AvroDecodeError",
+    "AvroEncodeError",
+    "decode_single_object",
+    "encode_single_object",
+    "single_object_fingerprint",
+    "to_avro_datum",
+]
+
+HEADER_BYTES = len(SINGLE_OBJECT_MARKER) + 8
+
+INT_RANGE = (-(2**31), 2**31 - 1)
+LONG_RANGE = (-(2**63), 2**63 - 1)
+# timestamp-millis values a reader can turn into a datetime (years 1 to 9999).
+TIMESTAMP_MS_RANGE = (-62_135_596_800_000, 253_402_300_799_999)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+Converter = Callable[[Any], Any]
+
+
+class AvroCodecError(ValueError):
+    """An event could not be written as Avro, or Avro bytes could not be read.
+
+    Attributes:
+        retriable: always False: the same input fails the same way again.
+    """
+
+    retriable = False
+
+
+class AvroEncodeError(AvroCodecError):
+    """A canonical event does not fit its Avro schema (a bug upstream of the codec).
+
+    Attributes:
+        attribute: the attribute key of the schema, e.g. "lead".
+        field: dotted path of the offending value (``payload.products[1].price``).
+        reason: ``type_mismatch``, ``out_of_range``, ``missing_field`` or
+            ``unexpected_field``.
+    """
+
+    def __init__(self, message: str, attribute: str, field: str, reason: str):
+        super().__init__(message)
+        self.attribute = attribute
+        self.field = field
+        self.reason = reason
+
+
+class AvroDecodeError(AvroCodecError):
+    """Bytes are not single-object Avro written with a schema this service knows.
+
+    Attributes:
+        reason: ``bad_marker``, ``unknown_schema``, ``incompatible_reader`` or
+            ``corrupt_datum``.
+    """
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class _Invalid(Exception):
+    """A value that does not fit; raised deep down, given its path on the way up."""
+
+    def __init__(self, reason: str, expected: str, got: Any = None):
+        super().__init__(reason)
+        self.reason = reason
+        # The type of what came, never the value: values may be personal data.
+        self.problem = f"expected {expected}" + (
+            "" if reason.endswith("_field") else f", got {type(got).__name__}"
+        )
+        self.path: list[str] = []
+
+    def at(self, step: str) -> _Invalid:
+        """Prefix the path with one step (a field name or a list index)."""
+        self.path.insert(0, step)
+        return self
+
+
+def _string(value: Any) -> str:
+    if type(value) is str:
+        return value
+    raise _Invalid("type_mismatch", "text", value)
+
+
+def _finite_double(value: Any) -> float:
+    if type(value) is float and math.isfinite(value):
+        return value
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            raise _Invalid("out_of_range", "a finite double", value) from None
+    reason = "out_of_range" if type(value) is float else "type_mismatch"
+    raise _Invalid(reason, "a finite double", value)
+
+
+def _integer(low: int, high: int) -> Converter:
+    def check(value: Any) -> int:
+        # type() and not isinstance(): True is an int to Python, not to Avro.
+        if type(value) is int and low <= value <= high:
+            return value
+        reason = "out_of_range" if type(value) is int else "type_mismatch"
+        raise _Invalid(reason, f"an integer from {low} to {high}", value)
+
+    return check
+
+
+def _boolean(value: Any) -> bool:
+    if type(value) is bool:
+        return value
+    raise _Invalid("type_mismatch", "a boolean", value)
+
+
+def _boolean_text(value: bool) -> str:
+    return "true" if value else "false"
+
+
+_int = _integer(*INT_RANGE)
+_long = _integer(*LONG_RANGE)
+_timestamp = _integer(*TIMESTAMP_MS_RANGE)
+
+# kind -> (Avro branch of the typed value, check, text form for version 1);
+# repr is the shortest text that reads back as the same double.
+_SCALARS: dict[Kind, tuple[str, Converter, Converter]] = {
+    Kind.STRING: ("string", _string, str),
+    Kind.DOUBLE: ("double", _finite_double, repr),
+    Kind.INT: ("int", _int, str),
+    Kind.COUNT: ("int", _int, str),
+    Kind.LONG: ("long", _long, str),
+    Kind.BOOLEAN: ("boolean", _boolean, _boolean_text),
+}
+
+
+def _scalar(kind: Kind, avro_type: Any) -> Converter:
+    """A converter for one scalar: its typed branch if the schema has one, else text."""
+    branch, check, text = _SCALARS[kind]
+    branches = avro_type if isinstance(avro_type, list) else [avro_type]
+    if branch in branches:
+        convert = check
+    elif "string" in branches:
+        branch = "string"
+
+        def convert(value: Any) -> Any:
+            return text(check(value))
+
+    else:
+        raise _schema_mismatch(f"{kind.value} as {avro_type}")
+
+    if len(branches) == 1:
+        return convert
+    if "null" not in branches:
+        raise _schema_mismatch(f"{kind.value} as {avro_type}")
+    # Tuple notation names the union branch, so fastavro need not guess it.
+    return lambda value: None if value is None else (branch, convert(value))
+
+
+def _record(fields: list[tuple[str, Converter]]) -> Converter:
+    """A converter for an object with exactly the given fields."""
+    count = len(fields)
+    names = frozenset(name for name, _ in fields)
+
+    def convert(value: Any) -> dict[str, Any]:
+        if type(value) is not dict:
+            raise _Invalid("type_mismatch", "an object", value)
+        if len(value) != count:
+            raise _wrong_keys(value, names)
+        out = {}
+        for name, field_converter in fields:
+            try:
+                out[name] = field_converter(value[name])
+            except KeyError:
+                raise _wrong_keys(value, names) from None
+            except _Invalid as exc:
+                raise exc.at(name) from None
+        return out
+
+    return convert
+
+
+def _wrong_keys(value: Mapping[str, Any], names: frozenset[str]) -> _Invalid:
+    missing = sorted(names - value.keys())
+    if missing:
+        return _Invalid("missing_field", "a value (null when absent)").at(missing[0])
+    extra = sorted(map(str, value.keys() - names))
+    return _Invalid("unexpected_field", "no such field").at(extra[0])
+
+
+def _array(item: Converter) -> Converter:
+    def convert(value: Any) -> list[Any]:
+        if type(value) is not list:
+            raise _Invalid("type_mismatch", "a list", value)
+        try:
+            return [item(element) for element in value]
+        except _Invalid as exc:
+            index = next(i for i, e in enumerate(value) if _fails(item, e))
+            raise exc.at(f"[{index}]") from None
+
+    return convert
+
+
+def _fails(convert: Converter, value: Any) -> bool:
+    try:
+        convert(value)
+    except _Invalid:
+        return True
+    return False
+
+
+def _schema_mismatch(what: str) -> SchemaError:
+    return SchemaError(
+        f"the schema cannot hold {what}; it does not mirror stream/attributes.py"
+    )
+
+
+_DATE_FIELDS: tuple[Field, ...] = tuple((part, Kind.INT) for part in DATE_PARTS)
+_CONTAINERS: dict[Kind, tuple[Field, ...]] = {
+    Kind.PRODUCTS: PRODUCT_LINE_FIELDS,
+    Kind.CONTACTS: CONTACT_FIELDS,
+    Kind.CART: CART_FIELDS,
+    Kind.CUSTOMER_AGE: CUSTOMER_AGE_FIELDS,
+}
+
+
+def _converter(kind: Kind, avro_type: Any, named: dict[str, Any]) -> Converter:
+    """A converter for one field of the given kind, written with the given Avro type."""
+    avro_type = (
+        named.get(avro_type, avro_type) if isinstance(avro_type, str) else avro_type
+    )
+    if kind in _SCALARS:
+        return _scalar(kind, avro_type)
+    if kind is Kind.KEYWORDS:
+        return _array(_string)
+    if kind in (Kind.PRODUCTS, Kind.CONTACTS):
+        items = avro_type["items"]
+        return _array(_fields(_CONTAINERS[kind], _deref(items, named), named))
+
+    # A date, cart or customerAge: null or one record branch of a union.
+    records = [_deref(b, named) for b in avro_type if b != "null"]
+    if kind is Kind.DATE:
+        # The typed Date (int parts) wins over TextDate, the version 1 form.
+        records.sort(key=lambda r: r["fields"][0]["type"] != "int")
+        fields = _DATE_FIELDS
+    else:
+        fields = _CONTAINERS[kind]
+    record = records[0]
+    convert = _fields(fields, record, named)
+    name = record["name"]
+    return lambda value: None if value is None else (name, convert(value))
+
+
+def _deref(avro_type: Any, named: dict[str, Any]) -> Any:
+    """The definition of a named type referenced by name, else the type itself."""
+    if isinstance(avro_type, str):
+        return named.get(avro_type, avro_type)
+    return avro_type
+
+
+def _fields(fields: tuple[Field, ...], record: Any, named: dict[str, Any]) -> Converter:
+    """A converter for an object whose fields are given by the attribute table."""
+    avro_types = {f["name"]: f["type"] for f in record["fields"]}
+    if list(avro_types) != [name for name, _ in fields]:
+        raise _schema_mismatch(f"the fields {[n for n, _ in fields]} in that order")
+    return _record(
+        [(name, _converter(kind, avro_types[name], named)) for name, kind in fields]
+    )
+
+
+def _optional(branch: str, convert: Converter) -> Converter:
+    return lambda value: None if value is None else (branch, convert(value))
+
+
+class _EventWriter:
+    """Turns canonical events of one attribute into datums of one schema."""
+
+    def __init__(self, schema: AvroSchema):
+        spec = ATTRIBUTES[schema.attribute]
+        self.schema = schema
+        self.sde_type = spec.sde_type
+        self.attribute = spec.key
+        payload = next(f for f in schema.parsed["fields"] if f["name"] == "payload")
+        named = named_types(schema.parsed)
+        self.payload = _fields(spec.fields, payload["type"], named)
+        self.envelope: tuple[tuple[str, Converter], ...] = (
+            ("conversationId", _string),
+            ("brandId", _optional_string),
+            ("consumerId", _optional_string),
+            ("apiVersion", _int),
+            ("authenticated", _boolean),
+            ("serverTimeStamp", _timestamp),
+            ("originalTimeStamp", _optional_timestamp),
+            ("payload", self.payload),
+        )
+
+    def datum(self, event: AttributeEvent | Mapping[str, Any]) -> dict[str, Any]:
+        """The Avro datum of one canonical event, every value checked."""
+        if isinstance(event, AttributeEvent):
+            event = event.to_json()
+        elif len(event) != len(_EVENT_KEYS):
+            raise _wrong_keys(event, _EVENT_KEYS)
+        if (
+            event.get("sdeType") != self.sde_type
+            or event["attribute"] != self.attribute
+        ):
+            raise _Invalid("type_mismatch", f"a {self.sde_type} event").at("sdeType")
+
+        # One try for the whole datum keeps the common path lean; on failure the
+        # fields are checked one by one to name the culprit.
+        try:
+            return {
+                "conversationId": _string(event["conversationId"]),
+                "brandId": _optional_string(event["brandId"]),
+                "consumerId": _optional_string(event["consumerId"]),
+                "apiVersion": _int(event["apiVersion"]),
+                "authenticated": _boolean(event["authenticated"]),
+                "sdeType": self.sde_type,
+                "serverTimeStamp": _timestamp(event["serverTimeStamp"]),
+                "originalTimeStamp": _optional_timestamp(event["originalTimeStamp"]),
+                "payload": self.payload(event["payload"]),
+            }
+        except (_Invalid, KeyError):
+            raise self._locate(event) from None
+
+    def _locate(self, event: Mapping[str, Any]) -> _Invalid:
+        if not event.keys() >= _EVENT_KEYS:
+            return _wrong_keys(event, _EVENT_KEYS)
+        for name, convert in self.envelope:
+            try:
+                convert(event[name])
+            except _Invalid as exc:
+                return exc.at(name)
+        raise AssertionError("an event failed its checks, then passed them")
+
+
+_optional_string = _optional("string", _string)
+_optional_timestamp = _optional("long", _timestamp)
+
+_EVENT_KEYS = frozenset(
+    (
+        "conversationId", "brandId", "consumerId", "apiVersion", "authenticated",
+        "sdeType", "attribute", "serverTimeStamp", "originalTimeStamp", "payload",
+    )
+)  # fmt: skip
+
+# AvroSchema compares by identity, so each loaded schema gets its own writer.
+_WRITERS: dict[AvroSchema, _EventWriter] = {}
+
+
+def _writer_for(schema: AvroSchema) -> _EventWriter:
+    writer = _WRITERS.get(schema)
+    if writer is None:
+        writer = _WRITERS[schema] = _EventWriter(schema)
+    return writer
+
+
+def to_avro_datum(
+    event: AttributeEvent | Mapping[str, Any], schema: AvroSchema
+) -> dict[str, Any]:
+    """Build the Avro datum of a canonical event for one schema version.
+
+    Version 2 schemas get typed values, version 1 schemas text (doubles as their
+    shortest repr, ints as digits, booleans as true/false, dates with text
+    parts). Union values use tuple notation, naming their branch.
+
+    Args:
+        event: an AttributeEvent or its canonical JSON form (``to_json()``).
+        schema: the writer schema, which must be for the event's attribute.
+
+    Raises:
+        AvroEncodeError: a value is missing, unexpected, of the wrong type or
+            outside its Avro type's range.
+    """
+    try:
+        return _writer_for(schema).datum(event)
+    except _Invalid as exc:
+        raise _encode_error(exc, schema) from None
+
+
+def _encode_error(exc: _Invalid, schema: AvroSchema) -> AvroEncodeError:
+    path = "".join(s if s.startswith("[") else f".{s}" for s in exc.path).lstrip(".")
+    return AvroEncodeError(
+        f"cannot write {path or 'the event'} with {schema.full_name}:"
+        f" {exc.problem}; the event does not follow the canonical form",
+        attribute=schema.attribute,
+        field=path,
+        reason=exc.reason,
+    )
+
+
+def encode_single_object(
+    event: AttributeEvent | Mapping[str, Any], schema: AvroSchema
+) -> bytes:
+    """Write one canonical event as framed single-object Avro.
+
+    The bytes are the marker C3 01, the schema's CRC-64-AVRO fingerprint as 8
+    little-endian bytes, then the binary datum (see :func:`to_avro_datum`).
+
+    Raises:
+        AvroEncodeError: the event does not fit the schema.
+    """
+    datum = to_avro_datum(event, schema)
+
+    out = io.BytesIO()
+    out.write(schema.header)
+    try:
+        # strict: a field missing from the datum or not in the schema is an error.
+        schemaless_writer(
+            out, schema.parsed, datum, strict=True, strict_allow_default=False
+        )
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise AvroEncodeError(
+            f"fastavro refused an event for {schema.full_name}: {exc}",
+            attribute=schema.attribute,
+            field="",
+            reason="type_mismatch",
+        ) from exc
+    return out.getvalue()
+
+
+def single_object_fingerprint(data: bytes) -> int:
+    """The writer schema fingerprint in the header of single-object Avro bytes.
+
+    Raises:
+        AvroDecodeError: the bytes do not start with the marker C3 01 or are
+            shorter than the 10-byte header.
+    """
+    if len(data) < HEADER_BYTES or not data.startswith(SINGLE_OBJECT_MARKER):
+        raise AvroDecodeError(
+            f"expected single-object Avro (marker C3 01, 8-byte fingerprint),"
+            f" got {len(data)} bytes starting {bytes(data[:2]).hex(' ').upper()!r};"
+            " is this topic written by engagement-stream?",
+            reason="bad_marker",
+        )
+    return int.from_bytes(data[len(SINGLE_OBJECT_MARKER) : HEADER_BYTES], "little")
+
+
+def decode_single_object(
+    data: bytes, registry: SchemaRegistry, reader_version: int | None = None
+) -> dict[str, Any]:
+    """Read framed single-object Avro back into a canonical event.
+
+    Args:
+        data: the bytes :func:`encode_single_object` wrote.
+        registry: the schemas; the writer schema is found by its fingerprint.
+        reader_version: read with this version of the attribute's schema
+            (Avro schema resolution); None reads with the writer schema.
+
+    Returns:
+        The canonical event (``AttributeEvent.to_json()`` form), timestamps as
+        epoch milliseconds. Text written with version 1 stays text, whatever
+        the reader version.
+
+    Raises:
+        AvroDecodeError: bad marker, unknown fingerprint, a reader version that
+            cannot read the writer's data, or a corrupt datum.
+    """
+    fingerprint = single_object_fingerprint(data)
+    try:
+        writer = registry.by_fingerprint(fingerprint)
+        reader = writer
+        if reader_version is not None:
+            reader = registry.get(writer.attribute, reader_version)
+    except UnknownSchemaError as exc:
+        raise AvroDecodeError(str(exc), reason="unknown_schema") from exc
+
+    stream = io.BytesIO(data)
+    stream.seek(HEADER_BYTES)
+    datum = _read(stream, writer, reader)
+    if stream.tell() != len(data):
+        raise AvroDecodeError(
+            f"{len(data) - stream.tell()} bytes left after the {writer.full_name}"
+            " datum; the message is corrupt",
+            reason="corrupt_datum",
+        )
+    return _canonical_event(datum, writer.attribute)
+
+
+def _read(stream: io.BytesIO, writer: AvroSchema, reader: AvroSchema) -> Any:
+    reader_schema = None if reader is writer else reader.parsed
+    try:
+        return schemaless_reader(stream, writer.parsed, reader_schema)
+    except SchemaResolutionError as exc:
+        raise AvroDecodeError(
+            f"{reader.full_name} cannot read data written with {writer.full_name}:"
+            f" {exc}; read with a newer version",
+            reason="incompatible_reader",
+        ) from exc
+    except (EOFError, ValueError, IndexError, OverflowError) as exc:
+        raise AvroDecodeError(
+            f"corrupt {writer.full_name} datum: {exc}", reason="corrupt_datum"
+        ) from exc
+
+
+def _canonical_event(datum: dict[str, Any], attribute: str) -> dict[str, Any]:
+    original = datum["originalTimeStamp"]
+    return {
+        "conversationId": datum["conversationId"],
+        "brandId": datum["brandId"],
+        "consumerId": datum["consumerId"],
+        "apiVersion": datum["apiVersion"],
+        "authenticated": datum["authenticated"],
+        "sdeType": datum["sdeType"],
+        "attribute": attribute,
+        "serverTimeStamp": _epoch_ms(datum["serverTimeStamp"]),
+        "originalTimeStamp": None if original is None else _epoch_ms(original),
+        "payload": datum["payload"],
+    }
+
+
+def _epoch_ms(instant: datetime | int) -> int:
+    if isinstance(instant, int):
+        return instant
+    # Integer arithmetic on an aware datetime: exact, and blind to the host TZ.
+    return (instant - _EPOCH) // _ONE_MS
