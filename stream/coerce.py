@@ -76,6 +76,8 @@ def mismatch(expected: str, value: Any) -> CoercionError:
 def to_string(value: Any) -> str:
     """Text kept exactly; a JSON number becomes its literal as written."""
     if type(value) is str:
+        if value.isascii() and len(value) <= MAX_TEXT_CODE_POINTS:
+            return value
         return checked_text(value)
     if isinstance(value, JsonInt | JsonFloat):
         return checked_text(value.text)
@@ -150,6 +152,8 @@ def to_long(value: Any) -> int | None:
 
 
 def _integer(value: Any, low: int, high: int, expected: str) -> int | None:
+    if type(value) is int and low <= value <= high:
+        return value  # the common case, first
     number = exact_integer(value, expected)
     if number is None:
         return None
@@ -199,7 +203,7 @@ def _integral_literal(literal: str) -> int | None:
     number = Decimal(_clamp_exponent(literal))
     if number != number.to_integral_value():
         return None
-    if abs(number) > _HUGE:
+    if number.copy_abs() > _HUGE:  # copy_abs is exact; abs() rounds to context
         return _HUGE if number > 0 else -_HUGE
     return int(number)
 
@@ -283,6 +287,9 @@ def to_timestamp(value: Any) -> int:
     Raises:
         CoercionError: type_mismatch or timestamp_out_of_range.
     """
+    if type(value) is int and STAMP_MIN_MS <= value < STAMP_END_MS:
+        return value  # the common case, first
+
     expected = "epoch milliseconds (an integer or digits)"
     if type(value) is str:
         if not (value.isascii() and value.isdigit()):

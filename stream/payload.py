@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stream.attributes import (
+    ATTRIBUTES,
     CART_FIELDS,
     CONTACT_FIELDS,
     CUSTOMER_AGE_FIELDS,
@@ -33,7 +34,9 @@ from stream.coerce import (
 )
 
 _LIST_KINDS = frozenset({Kind.PRODUCTS, Kind.CONTACTS, Kind.KEYWORDS})
-_QUANTITY: tuple[Field, ...] = (("quantity", Kind.COUNT),)
+
+# A field table compiled for the hot loop: (name, coercion, absent is []).
+Plan = tuple[tuple[str, Callable[[Any], Any], bool], ...]
 
 
 def build_payload(spec: AttributeSpec, attribute: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +50,7 @@ def build_payload(spec: AttributeSpec, attribute: dict[str, Any]) -> dict[str, A
         CoercionError: the first field that does not fit, path rooted at the key.
     """
     try:
-        return decode_fields(_field_source(spec, attribute), spec.fields)
+        return decode_fields(_field_source(spec, attribute), _PLANS[spec.key])
     except CoercionError as exc:
         exc.prefix(spec.key)
         raise
@@ -67,20 +70,29 @@ def _field_source(spec: AttributeSpec, attribute: dict[str, Any]) -> dict[str, A
     return inner
 
 
-def decode_fields(source: dict[str, Any], fields: tuple[Field, ...]) -> dict[str, Any]:
-    """The typed values of the given fields of one object, in field order."""
+def decode_fields(source: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """The typed values of the planned fields of one object, in field order."""
     out: dict[str, Any] = {}
-    for name, kind in fields:
+    for name, coerce, is_list in plan:
         value = source.get(name)
         if value is None:
-            out[name] = [] if kind in _LIST_KINDS else None
+            out[name] = [] if is_list else None
             continue
         try:
-            out[name] = _COERCERS[kind](value)
+            out[name] = coerce(value)
         except CoercionError as exc:
             exc.prefix("." + name)
             raise
     return out
+
+
+def compile_fields(fields: tuple[Field, ...]) -> Plan:
+    """The plan for a field table (coercions looked up once, not per value)."""
+    return tuple((name, _coercion(kind), kind in _LIST_KINDS) for name, kind in fields)
+
+
+def _coercion(kind: Kind) -> Callable[[Any], Any]:
+    return _COERCERS[kind]
 
 
 def _products(value: Any) -> list[dict[str, Any]]:
@@ -90,8 +102,8 @@ def _products(value: Any) -> list[dict[str, Any]]:
 def _product_line(line: Any) -> dict[str, Any]:
     if type(line) is not dict:
         raise mismatch("a product line object", line)
-    out = decode_fields(line, _QUANTITY)
-    out.update(_flat_or_nested(line, "product", PRODUCT_FIELDS))
+    out = decode_fields(line, _QUANTITY_PLAN)
+    out.update(_flat_or_nested(line, "product", _PRODUCT_PLAN))
     return out
 
 
@@ -102,22 +114,20 @@ def _contacts(value: Any) -> list[dict[str, Any]]:
 def _contact(contact: Any) -> dict[str, Any]:
     if type(contact) is not dict:
         raise mismatch("a contact object", contact)
-    return _flat_or_nested(contact, "personalContact", CONTACT_FIELDS)
+    return _flat_or_nested(contact, "personalContact", _CONTACT_PLAN)
 
 
-def _flat_or_nested(
-    outer: dict[str, Any], key: str, fields: tuple[Field, ...]
-) -> dict[str, Any]:
+def _flat_or_nested(outer: dict[str, Any], key: str, plan: Plan) -> dict[str, Any]:
     """Fields from outer[key], or from outer itself when that is absent or null."""
     inner = outer.get(key)
     if inner is None:
-        return decode_fields(outer, fields)
+        return decode_fields(outer, plan)
     if type(inner) is not dict:
         error = mismatch(f"an object under {key}", inner)
         error.prefix("." + key)
         raise error
     try:
-        return decode_fields(inner, fields)
+        return decode_fields(inner, plan)
     except CoercionError as exc:
         exc.prefix("." + key)
         raise
@@ -147,13 +157,16 @@ def _each(value: Any, expected: str, convert: Callable[[Any], Any]) -> list[Any]
     return out
 
 
-def _object_of(fields: tuple[Field, ...], expected: str) -> Callable[[Any], Any]:
-    def convert(value: Any) -> dict[str, Any]:
-        if type(value) is not dict:
-            raise mismatch(expected, value)
-        return decode_fields(value, fields)
+def _cart(value: Any) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise mismatch("a cart object", value)
+    return decode_fields(value, _CART_PLAN)
 
-    return convert
+
+def _customer_age(value: Any) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise mismatch("a customerAge object", value)
+    return decode_fields(value, _CUSTOMER_AGE_PLAN)
 
 
 _COERCERS: dict[Kind, Callable[[Any], Any]] = {
@@ -167,6 +180,13 @@ _COERCERS: dict[Kind, Callable[[Any], Any]] = {
     Kind.PRODUCTS: _products,
     Kind.CONTACTS: _contacts,
     Kind.KEYWORDS: _keywords,
-    Kind.CART: _object_of(CART_FIELDS, "a cart object"),
-    Kind.CUSTOMER_AGE: _object_of(CUSTOMER_AGE_FIELDS, "a customerAge object"),
+    Kind.CART: _cart,
+    Kind.CUSTOMER_AGE: _customer_age,
 }
+
+_QUANTITY_PLAN = compile_fields((("quantity", Kind.COUNT),))
+_PRODUCT_PLAN = compile_fields(PRODUCT_FIELDS)
+_CONTACT_PLAN = compile_fields(CONTACT_FIELDS)
+_CART_PLAN = compile_fields(CART_FIELDS)
+_CUSTOMER_AGE_PLAN = compile_fields(CUSTOMER_AGE_FIELDS)
+_PLANS = {key: compile_fields(spec.fields) for key, spec in ATTRIBUTES.items()}
