@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -85,6 +86,56 @@ logger.request.name = kafka.request.logger
 logger.request.level = WARN
 logger.state.name = state.change.logger
 logger.state.level = WARN
+"""
+
+
+_SERVER_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller_port}
+listeners=CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=CLIENT://127.0.0.1:{port}
+listener.security.protocol.map=CLIENT:{protocol},CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=CLIENT
+log.dirs={log_dirs}
+# One node: every internal topic can have only one replica.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=5
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Tests must not wait for a group to settle, and a missing topic must fail
+# loudly instead of appearing on first use.
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+# A laptop, not a server.
+num.network.threads=2
+num.io.threads=4
+"""
+
+_SSL_PROPERTIES = """\
+ssl.keystore.type=PEM
+ssl.keystore.location={keystore}
+ssl.truststore.type=PEM
+ssl.truststore.location={ca_file}
+"""
+
+# One user for every mechanism. The broker reaches itself with PLAIN, which reads
+# no metadata; SCRAM credentials are written into the metadata at format time.
+_SASL_PROPERTIES = """\
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=PLAIN
+listener.name.client.plain.sasl.jaas.config=\\
+  org.apache.kafka.common.security.plain.PlainLoginModule required \\
+  username="{user}" password="{password}" user_{user}="{password}";
+listener.name.client.scram-sha-256.sasl.jaas.config=\\
+  org.apache.kafka.common.security.scram.ScramLoginModule required \\
+  username="{user}" password="{password}";
+listener.name.client.scram-sha-512.sasl.jaas.config=\\
+  org.apache.kafka.common.security.scram.ScramLoginModule required \\
+  username="{user}" password="{password}";
 """
 
 
@@ -209,7 +260,7 @@ class DevBroker:
             )
         self.port = port
         self.controller_port: int | None = None
-        self.data_dir = data_dir
+        self.data_dir = data_dir.resolve() if data_dir else None
         self.security_protocol = security_protocol
         self.keep_data_dir = keep_data_dir
         self.die_with_parent = die_with_parent
@@ -228,7 +279,7 @@ class DevBroker:
     @property
     def pid(self) -> int | None:
         """The broker JVM's process id while it runs."""
-        return self._process.pid if self.is_running() and self._process else None
+        return self._process.pid if self._process and self.is_running() else None
 
     @property
     def log_path(self) -> Path:
@@ -298,7 +349,7 @@ class DevBroker:
         self.controller_port = self.controller_port or free_port()
 
         # Anything going wrong after this point, Ctrl-C included, must not leave
-        # a JVM behind.
+        # a JVM behind; the data dir stays so that its log can be read.
         try:
             self._write_config()
             if not (self._dir / "kraft" / "meta.properties").exists():
@@ -306,7 +357,7 @@ class DevBroker:
             self._launch(libs)
             self._wait_until_ready()
         except BaseException:
-            self.stop()
+            self._terminate()
             raise
         return self
 
@@ -348,73 +399,22 @@ class DevBroker:
         return self.data_dir
 
     def _write_config(self) -> None:
-        properties = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": (
-                f"CLIENT://127.0.0.1:{self.port},"
-                f"CONTROLLER://127.0.0.1:{self.controller_port}"
-            ),
-            "advertised.listeners": f"CLIENT://127.0.0.1:{self.port}",
-            "listener.security.protocol.map": (
-                f"CLIENT:{self.security_protocol},CONTROLLER:PLAINTEXT"
-            ),
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "CLIENT",
-            "log.dirs": str(self._dir / "kraft"),
-            # One node: internal topics can only have one replica each.
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "5",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            # Tests should not wait for a group to settle, and a missing topic must
-            # fail loudly instead of appearing on first use.
-            "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "false",
-            # Two cores on a dev machine; the defaults assume a server.
-            "num.network.threads": "2",
-            "num.io.threads": "4",
-        }
-        properties.update(self._security_properties())
-
-        lines = [f"{key}={value}" for key, value in properties.items()]
-        (self._dir / "server.properties").write_text("\n".join(lines) + "\n")
-        (self._dir / "log4j2.properties").write_text(_LOG4J2)
-
-    def _security_properties(self) -> dict[str, str]:
-        properties = {}
+        config = _SERVER_PROPERTIES.format(
+            port=self.port,
+            controller_port=self.controller_port,
+            protocol=self.security_protocol,
+            log_dirs=self._dir / "kraft",
+        )
         if "SSL" in self.security_protocol:
             keystore, ca_file = _make_tls_files(self._dir / "tls")
-            properties.update(
-                {
-                    "ssl.keystore.type": "PEM",
-                    "ssl.keystore.location": str(keystore),
-                    "ssl.truststore.type": "PEM",
-                    "ssl.truststore.location": str(ca_file),
-                }
-            )
+            config += _SSL_PROPERTIES.format(keystore=keystore, ca_file=ca_file)
         if self.security_protocol.startswith("SASL_"):
-            user = f'username="{SASL_USERNAME}" password="{SASL_PASSWORD}"'
-            users = f'user_{SASL_USERNAME}="{SASL_PASSWORD}"'
-            scram_module = "org.apache.kafka.common.security.scram.ScramLoginModule"
-            scram = f"{scram_module} required {user};"
-            jaas = {
-                "plain": f"org.apache.kafka.common.security.plain.PlainLoginModule "
-                f"required {user} {users};",
-                "scram-sha-256": scram,
-                "scram-sha-512": scram,
-            }
-            properties["sasl.enabled.mechanisms"] = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
-            # PLAIN needs no metadata, so the broker can always reach itself.
-            properties["sasl.mechanism.inter.broker.protocol"] = "PLAIN"
-            for mechanism, config in jaas.items():
-                properties[f"listener.name.client.{mechanism}.sasl.jaas.config"] = (
-                    config
-                )
-        return properties
+            config += _SASL_PROPERTIES.format(
+                user=SASL_USERNAME, password=SASL_PASSWORD
+            )
+
+        (self._dir / "server.properties").write_text(config)
+        (self._dir / "log4j2.properties").write_text(_LOG4J2)
 
     def _format_storage(self, libs: Path) -> None:
         # A Kafka cluster id is 16 random bytes in unpadded URL-safe base64.
@@ -543,16 +543,15 @@ class DevBroker:
             process.wait()
 
 
-def _run_coroutine(factory: Any) -> bool:
+def _run_coroutine(factory: Callable[[], Coroutine[Any, Any, bool]]) -> bool:
     """Run ``factory()`` to completion, also when called from inside an event loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        result: bool = asyncio.run(factory())
-        return result
+        return asyncio.run(factory())
     # A running loop cannot be blocked on; give the probe a loop of its own.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return bool(pool.submit(lambda: asyncio.run(factory())).result())
+        return pool.submit(lambda: asyncio.run(factory())).result()
 
 
 def _die_with_parent() -> None:
@@ -642,7 +641,11 @@ def _read_state(path: Path) -> dict[str, Any] | None:
 
 
 def _fetch_command(args: argparse.Namespace) -> int:
-    libs = fetch_kafka()
+    try:
+        libs = fetch_kafka()
+    except DevBrokerError as exc:
+        print(f"dev-broker: {exc}", file=sys.stderr)
+        return 1
     print(f"dev-broker: Kafka {KAFKA_VERSION} jars in {libs}", file=sys.stderr)
     return 0
 
@@ -718,14 +721,21 @@ def _stop_command(args: argparse.Namespace) -> int:
 
 def _stop_pid(pid: int, timeout_seconds: float) -> None:
     """Stop a broker this process did not start: SIGTERM, then SIGKILL."""
-    os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        if not _gone_within(pid, timeout_seconds):
+            logger.warning("Kafka broker (pid %d) ignored SIGTERM; killing it", pid)
+            os.kill(pid, signal.SIGKILL)
+            _gone_within(pid, 10.0)
+
+
+def _gone_within(pid: int, timeout_seconds: float) -> bool:
     deadline = time.monotonic() + timeout_seconds
     while pid in running_broker_pids():
         if time.monotonic() > deadline:
-            logger.warning("Kafka broker (pid %d) ignored SIGTERM; killing it", pid)
-            os.kill(pid, signal.SIGKILL)
-            deadline = float("inf")
+            return False
         time.sleep(0.2)
+    return True
 
 
 def _status_command(args: argparse.Namespace) -> int:

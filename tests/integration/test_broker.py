@@ -208,3 +208,60 @@ async def _broker_address(env_line: str) -> str:
         await admin.close()
     broker = cluster["brokers"][0]
     return f"{broker['host']}:{broker['port']}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["SASL_PLAINTEXT", "SSL", "SASL_SSL"])
+def test_secured_listener_round_trips_with_every_mechanism(protocol, topic_name):
+    topic = topic_name("secured")
+    mechanisms = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+    if not protocol.startswith("SASL_"):
+        mechanisms = ["none"]
+
+    async def round_trip(options: dict) -> bytes:
+        admin = AIOKafkaAdminClient(**options)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, 1, 1)])
+        finally:
+            await admin.close()
+
+        producer = AIOKafkaProducer(**options)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b"secret-free payload")
+        finally:
+            await producer.stop()
+
+        consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest", **options)
+        await consumer.start()
+        try:
+            return (await consumer.getone()).value
+        finally:
+            await consumer.stop()
+
+    with DevBroker(security_protocol=protocol) as broker:
+        for mechanism in mechanisms:
+            options = broker.client_options(mechanism)
+            topic = topic_name(f"secured-{mechanism}")
+            assert asyncio.run(round_trip(options)) == b"secret-free payload"
+
+        # The listener really demands what it advertises: plain clients get nowhere.
+        with pytest.raises(Exception):  # noqa: B017 - TLS or SASL failures differ
+            asyncio.run(
+                topic_names_with(
+                    {
+                        "bootstrap_servers": broker.bootstrap_servers,
+                        "request_timeout_ms": 3000,
+                    }
+                )
+            )
+
+
+async def topic_names_with(options: dict) -> list[str]:
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:
+        return await admin.list_topics()
+    finally:
+        await admin.close()
