@@ -386,7 +386,7 @@ class SchemaRegistry:
                 f"schema directory {root} does not exist; set {SCHEMA_DIR_ENV}"
                 " to the directory holding the v1, v2, ... folders"
             )
-        return cls(_read_schema(path) for path in sorted(root.glob("v*/*.avsc")))
+        return cls(_read_schema(path) for path in sorted(root.glob("*/*.avsc")))
 
     def __iter__(self) -> Iterator[AvroSchema]:
         return iter(self._by_key.values())
@@ -507,15 +507,15 @@ def _read_schema(path: Path) -> AvroSchema:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         parsed: Any = parse_schema(raw)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SchemaError(f"{path}: not a valid Avro schema: {exc}") from exc
+        canonical = parsing_canonical_form(raw)
+        name = full_name(raw["name"], raw.get("namespace"))
+    except (OSError, ValueError, LookupError, TypeError) as exc:
+        raise SchemaError(f"{path}: not a valid Avro schema: {exc!r}") from exc
 
-    name = full_name(raw["name"], raw.get("namespace"))
     expected = f"{NAMESPACE_PREFIX}{version}.{spec.record_name}"
     if name != expected:
         raise SchemaError(f"{path}: the record is named {name}; expected {expected}")
 
-    canonical = parsing_canonical_form(raw)
     fingerprint = crc64_avro(canonical.encode("utf-8"))
     return AvroSchema(
         attribute=attribute,
@@ -532,7 +532,7 @@ def _read_schema(path: Path) -> AvroSchema:
 
 def _version_of(path: Path) -> int:
     folder = path.parent.name
-    if not folder[1:].isdigit():
+    if not (folder.startswith("v") and folder[1:].isdigit()):
         raise SchemaError(
             f"{path}: the folder {folder!r} is not a version (v1, v2, ...)"
         )
