@@ -22,10 +22,6 @@ from stream.events import (
 from stream.payload import build_payload
 from stream.record import NeedsExactParse, RecordError, parse_record
 
-# The version reported for a record that could not be parsed when the caller
-# did not say: the API's own default.
-DEFAULT_API_VERSION = 1
-
 
 def decode_record(raw: bytes, api_version: int | None) -> DecodeResult:
     """Decode one raw conversation record.
@@ -51,7 +47,8 @@ def _decode(raw: bytes, api_version: int | None, *, exact: bool) -> DecodeResult
         record = parse_record(raw, exact=exact)
         envelope = read_envelope(record)
     except RecordError as exc:
-        version = api_version or infer_api_version(record) or DEFAULT_API_VERSION
+        # An unparsed record (None) infers as 1, the API's own default.
+        version = api_version or infer_api_version(record)
         return DecodeResult(
             api_version=version,
             dead_letters=[DeadLetter(RECORD_LEVEL, exc.reason, exc.message)],
