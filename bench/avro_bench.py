@@ -76,9 +76,8 @@ def main() -> None:
     )
 
     per_event_us = encode_every / (len(every) * rounds) * 1e6
-    print(
-        f"events: {len(every)} (records-v2: {len(v2_events)} from {len(raw_v2)} records)"
-    )
+    v2_counts = f"records-v2: {len(v2_events)} from {len(raw_v2)} records"
+    print(f"events: {len(every)} ({v2_counts})")
     print(f"encode: {1e6 / per_event_us:,.0f} events/s ({per_event_us:.1f} us/event)")
     decode_us = decode_every / (len(every) * rounds) * 1e6
     print(f"decode: {1e6 / decode_us:,.0f} events/s ({decode_us:.1f} us/event)")

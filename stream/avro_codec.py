@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
-from fastavro.read import SchemaResolutionError
 
 from stream.attributes import (
     ATTRIBUTES,
@@ -36,6 +35,7 @@ from stream.schemas import (
     SchemaError,
     SchemaRegistry,
     UnknownSchemaError,
+    compatibility_problems,
     named_types,
 )
 
@@ -520,19 +520,36 @@ def decode_single_object(
 
 
 def _read(stream: io.BytesIO, writer: AvroSchema, reader: AvroSchema) -> Any:
-    reader_schema = None if reader is writer else reader.parsed
+    if reader is writer:
+        reader_schema = None
+    else:
+        _check_readable(writer, reader)
+        reader_schema = reader.parsed
     try:
         return schemaless_reader(stream, writer.parsed, reader_schema)
-    except SchemaResolutionError as exc:
-        raise AvroDecodeError(
-            f"{reader.full_name} cannot read data written with {writer.full_name}:"
-            f" {exc}; read with a newer version",
-            reason="incompatible_reader",
-        ) from exc
     except (EOFError, ValueError, IndexError, OverflowError) as exc:
         raise AvroDecodeError(
             f"corrupt {writer.full_name} datum: {exc}", reason="corrupt_datum"
         ) from exc
+
+
+# (writer, reader) -> why the reader cannot read the writer's data; empty if it can.
+_PROBLEMS: dict[tuple[AvroSchema, AvroSchema], list[str]] = {}
+
+
+def _check_readable(writer: AvroSchema, reader: AvroSchema) -> None:
+    # Checked on the schemas, not left to fastavro: it only notices a mismatch
+    # when a datum happens to use it (a null value resolves against anything).
+    problems = _PROBLEMS.get((writer, reader))
+    if problems is None:
+        problems = compatibility_problems(writer.raw, reader.raw)
+        _PROBLEMS[(writer, reader)] = problems
+    if problems:
+        raise AvroDecodeError(
+            f"{reader.full_name} cannot read data written with {writer.full_name}"
+            f" ({'; '.join(problems)}); read with the writer's or a newer version",
+            reason="incompatible_reader",
+        )
 
 
 def _canonical_event(datum: dict[str, Any], attribute: str) -> dict[str, Any]:
