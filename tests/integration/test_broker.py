@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +24,19 @@ from stream.devbroker import DevBroker, running_broker_pids
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+@contextlib.asynccontextmanager
+async def admin_client(**options) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(**options)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
+        yield admin
     finally:
         await admin.close()
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    async with admin_client(bootstrap_servers=bootstrap) as admin:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
 
 
 async def produce(bootstrap: str, topic: str, records: list[tuple[str, str]]) -> dict:
@@ -70,22 +78,14 @@ async def consume(bootstrap: str, topic: str, group: str, count: int) -> list:
 
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(bootstrap_servers=bootstrap) as admin:
         offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
     return {partition: meta.offset for partition, meta in offsets.items()}
 
 
-async def topic_names(bootstrap: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+async def topic_names(bootstrap: str, **options) -> list[str]:
+    async with admin_client(bootstrap_servers=bootstrap, **options) as admin:
         return await admin.list_topics()
-    finally:
-        await admin.close()
 
 
 def test_keyed_records_round_trip_and_group_offsets_read_back(
@@ -200,12 +200,8 @@ def test_cli_start_status_stop(tmp_path):
 
 async def _broker_address(env_line: str) -> str:
     bootstrap = env_line.split("=", 1)[1]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(bootstrap_servers=bootstrap) as admin:
         cluster = await admin.describe_cluster()
-    finally:
-        await admin.close()
     broker = cluster["brokers"][0]
     return f"{broker['host']}:{broker['port']}"
 
@@ -219,12 +215,8 @@ def test_secured_listener_round_trips_with_every_mechanism(protocol, topic_name)
         mechanisms = ["none"]
 
     async def round_trip(options: dict) -> bytes:
-        admin = AIOKafkaAdminClient(**options)
-        await admin.start()
-        try:
+        async with admin_client(**options) as admin:
             await admin.create_topics([NewTopic(topic, 1, 1)])
-        finally:
-            await admin.close()
 
         producer = AIOKafkaProducer(**options)
         await producer.start()
@@ -248,20 +240,4 @@ def test_secured_listener_round_trips_with_every_mechanism(protocol, topic_name)
 
         # The listener really demands what it advertises: plain clients get nowhere.
         with pytest.raises(Exception):  # noqa: B017 - TLS or SASL failures differ
-            asyncio.run(
-                topic_names_with(
-                    {
-                        "bootstrap_servers": broker.bootstrap_servers,
-                        "request_timeout_ms": 3000,
-                    }
-                )
-            )
-
-
-async def topic_names_with(options: dict) -> list[str]:
-    admin = AIOKafkaAdminClient(**options)
-    await admin.start()
-    try:
-        return await admin.list_topics()
-    finally:
-        await admin.close()
+            asyncio.run(topic_names(broker.bootstrap_servers, request_timeout_ms=3000))
