@@ -205,7 +205,7 @@ def _record(fields: list[tuple[str, Converter]]) -> Converter:
     names = frozenset(name for name, _ in fields)
 
     def convert(value: Any) -> dict[str, Any]:
-        if type(value) is not dict:
+        if not isinstance(value, dict):
             raise _Invalid("type_mismatch", "an object", value)
         if len(value) != count:
             raise _wrong_keys(value, names)
@@ -268,9 +268,7 @@ _CONTAINERS: dict[Kind, tuple[Field, ...]] = {
 
 def _converter(kind: Kind, avro_type: Any, named: dict[str, Any]) -> Converter:
     """A converter for one field of the given kind, written with the given Avro type."""
-    avro_type = (
-        named.get(avro_type, avro_type) if isinstance(avro_type, str) else avro_type
-    )
+    avro_type = _deref(avro_type, named)
     if kind in _SCALARS:
         return _scalar(kind, avro_type)
     if kind is Kind.KEYWORDS:
@@ -314,77 +312,53 @@ def _optional(branch: str, convert: Converter) -> Converter:
     return lambda value: None if value is None else (branch, convert(value))
 
 
+def _constant(expected: str) -> Converter:
+    def check(value: Any) -> str:
+        if value == expected:
+            return expected
+        raise _Invalid("type_mismatch", repr(expected), value)
+
+    return check
+
+
+_optional_string = _optional("string", _string)
+_optional_timestamp = _optional("long", _timestamp)
+
+
 class _EventWriter:
     """Turns canonical events of one attribute into datums of one schema."""
 
     def __init__(self, schema: AvroSchema):
         spec = ATTRIBUTES[schema.attribute]
-        self.schema = schema
-        self.sde_type = spec.sde_type
-        self.attribute = spec.key
         payload = next(f for f in schema.parsed["fields"] if f["name"] == "payload")
-        named = named_types(schema.parsed)
-        self.payload = _fields(spec.fields, payload["type"], named)
-        self.envelope: tuple[tuple[str, Converter], ...] = (
-            ("conversationId", _string),
-            ("brandId", _optional_string),
-            ("consumerId", _optional_string),
-            ("apiVersion", _int),
-            ("authenticated", _boolean),
-            ("serverTimeStamp", _timestamp),
-            ("originalTimeStamp", _optional_timestamp),
-            ("payload", self.payload),
+        # The canonical event is a record too: the envelope, then the payload.
+        self.convert = _record(
+            [
+                ("conversationId", _string),
+                ("brandId", _optional_string),
+                ("consumerId", _optional_string),
+                ("apiVersion", _int),
+                ("authenticated", _boolean),
+                ("sdeType", _constant(spec.sde_type)),
+                ("attribute", _constant(spec.key)),
+                ("serverTimeStamp", _timestamp),
+                ("originalTimeStamp", _optional_timestamp),
+                (
+                    "payload",
+                    _fields(spec.fields, payload["type"], named_types(schema.parsed)),
+                ),
+            ]
         )
 
     def datum(self, event: AttributeEvent | Mapping[str, Any]) -> dict[str, Any]:
         """The Avro datum of one canonical event, every value checked."""
         if isinstance(event, AttributeEvent):
             event = event.to_json()
-        elif len(event) != len(_EVENT_KEYS):
-            raise _wrong_keys(event, _EVENT_KEYS)
-        if (
-            event.get("sdeType") != self.sde_type
-            or event["attribute"] != self.attribute
-        ):
-            raise _Invalid("type_mismatch", f"a {self.sde_type} event").at("sdeType")
+        datum: dict[str, Any] = self.convert(event)
+        # The schema fixes the attribute; only its sdeType is written.
+        del datum["attribute"]
+        return datum
 
-        # One try for the whole datum keeps the common path lean; on failure the
-        # fields are checked one by one to name the culprit.
-        try:
-            return {
-                "conversationId": _string(event["conversationId"]),
-                "brandId": _optional_string(event["brandId"]),
-                "consumerId": _optional_string(event["consumerId"]),
-                "apiVersion": _int(event["apiVersion"]),
-                "authenticated": _boolean(event["authenticated"]),
-                "sdeType": self.sde_type,
-                "serverTimeStamp": _timestamp(event["serverTimeStamp"]),
-                "originalTimeStamp": _optional_timestamp(event["originalTimeStamp"]),
-                "payload": self.payload(event["payload"]),
-            }
-        except (_Invalid, KeyError):
-            raise self._locate(event) from None
-
-    def _locate(self, event: Mapping[str, Any]) -> _Invalid:
-        if not event.keys() >= _EVENT_KEYS:
-            return _wrong_keys(event, _EVENT_KEYS)
-        for name, convert in self.envelope:
-            try:
-                convert(event[name])
-            except _Invalid as exc:
-                return exc.at(name)
-        raise AssertionError("an event failed its checks, then passed them")
-
-
-_optional_string = _optional("string", _string)
-_optional_timestamp = _optional("long", _timestamp)
-
-_EVENT_KEYS = frozenset(
-    (
-        "conversationId", "brandId", "consumerId", "apiVersion", "authenticated",
-        "sdeType", "attribute", "serverTimeStamp", "originalTimeStamp", "payload",
-    )
-)  # fmt: skip
 
 # AvroSchema compares by identity, so each loaded schema gets its own writer.
 _WRITERS: dict[AvroSchema, _EventWriter] = {}
