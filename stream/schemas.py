@@ -124,18 +124,10 @@ def _canonical(schema: Any, namespace: str | None, seen: set[str]) -> str:
         # {"type": "long", "logicalType": ...} reads as plain "long".
         return _canonical(kind, namespace, seen)
 
-    if kind == "array":
-        return (
-            '{"type":"array","items":'
-            + _canonical(schema["items"], namespace, seen)
-            + "}"
-        )
-    if kind == "map":
-        return (
-            '{"type":"map","values":'
-            + _canonical(schema["values"], namespace, seen)
-            + "}"
-        )
+    if kind in ("array", "map"):
+        key = "items" if kind == "array" else "values"
+        inner = _canonical(schema[key], namespace, seen)
+        return f'{{"type":"{kind}","{key}":{inner}}}'
     if kind not in NAMED_KINDS:
         return _canonical(kind, namespace, seen)
 
