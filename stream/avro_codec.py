@@ -195,6 +195,11 @@ def _scalar(kind: Kind, avro_type: Any) -> Converter:
         return convert
     if "null" not in branches:
         raise _schema_mismatch(f"{kind.value} as {avro_type}")
+    return _optional(branch, convert)
+
+
+def _optional(branch: str, convert: Converter) -> Converter:
+    """A converter for a nullable union value: None, or the named branch's value."""
     # Tuple notation names the union branch, so fastavro need not guess it.
     return lambda value: None if value is None else (branch, convert(value))
 
@@ -285,10 +290,7 @@ def _converter(kind: Kind, avro_type: Any, named: dict[str, Any]) -> Converter:
         fields = _DATE_FIELDS
     else:
         fields = _CONTAINERS[kind]
-    record = records[0]
-    convert = _fields(fields, record, named)
-    name = record["name"]
-    return lambda value: None if value is None else (name, convert(value))
+    return _optional(records[0]["name"], _fields(fields, records[0], named))
 
 
 def _deref(avro_type: Any, named: dict[str, Any]) -> Any:
@@ -306,10 +308,6 @@ def _fields(fields: tuple[Field, ...], record: Any, named: dict[str, Any]) -> Co
     return _record(
         [(name, _converter(kind, avro_types[name], named)) for name, kind in fields]
     )
-
-
-def _optional(branch: str, convert: Converter) -> Converter:
-    return lambda value: None if value is None else (branch, convert(value))
 
 
 def _constant(expected: str) -> Converter:
