@@ -73,7 +73,6 @@ def build_app(
         datadir=settings.data_dir,
         topic_partitions=partitions,
         topic_replication_factor=1,
-        topic_allow_declare=False,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
@@ -183,7 +182,8 @@ class BatchRunner:
             metrics.count_published(attribute, version, events)
         for attribute, events in outcome.duplicates.items():
             metrics.count_duplicates(attribute, events)
-        metrics.count_dead_letter_reasons(outcome.dead_letters)
+        for (level, reason), letters in outcome.dead_letters.items():
+            metrics.dead_letters.labels(level=level, reason=reason).inc(letters)
         if outcome.event_timestamps_ms:
             metrics.observe_event_lag(outcome.event_timestamps_ms)
 

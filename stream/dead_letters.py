@@ -9,6 +9,8 @@ operator can replay it after a fix.
 from __future__ import annotations
 
 import base64
+import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,11 +84,21 @@ def build_dead_letter(
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
-    # A raw event can hold lone surrogates or integers beyond 64 bits, which
-    # orjson refuses; the standard library writes both (as escapes and digits).
+    # A raw event can hold lone surrogates, integers beyond 64 bits or literals
+    # too large for a double, which orjson refuses; the standard library writes
+    # the first two (as escapes and digits), and the last keeps its source text.
     try:
         return orjson.dumps(body)
     except TypeError:
-        import json
+        return json.dumps(_finite(body), ensure_ascii=True).encode("ascii")
 
-        return json.dumps(body, ensure_ascii=True).encode("ascii")
+
+def _finite(value: Any) -> Any:
+    """The value with every non-finite number replaced by its literal text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return getattr(value, "text", repr(value))
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value

@@ -81,7 +81,9 @@ class TableSeenEvents:
             return set()
         return digests
 
-    def remember(self, conversation: bytes, digests: set[bytes], partition: int) -> None:
+    def remember(
+        self, conversation: bytes, digests: set[bytes], partition: int
+    ) -> None:
         """Store a conversation's digests locally and in the changelog."""
         blob = pack(digests, partition, self._now_ms())
         self.store[conversation] = blob

@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Any
 
 # aiokafka ships no type information (no py.typed marker).
-from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient
 
 from stream.settings import SECURITY_PROTOCOLS, KafkaSecurity
 

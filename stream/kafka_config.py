@@ -19,12 +19,13 @@ def ssl_context(security: KafkaSecurity) -> ssl.SSLContext | None:
     """Build the TLS context for an encrypted connection, or None for plain text."""
     if not security.uses_ssl:
         return None
-    return create_ssl_context(
+    context: ssl.SSLContext = create_ssl_context(
         cafile=security.ssl_cafile,
         certfile=security.ssl_certfile,
         keyfile=security.ssl_keyfile,
         password=security.ssl_key_password,
     )
+    return context
 
 
 def aiokafka_options(settings: Settings) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from stream.decoder import decode_record
 from stream.dedupe import dedupe_key
 from stream.events import AttributeEvent
 from stream.replay import API_VERSION_HEADER
-from stream.schemas import SchemaRegistry
+from stream.schemas import AvroSchema, SchemaRegistry
 from stream.settings import Settings
 
 SCHEMA_HEADER = "schema"
@@ -79,7 +79,9 @@ class SeenEvents(Protocol):
         """Return the (mutable, owned by the caller) digests seen so far."""
         ...
 
-    def remember(self, conversation: bytes, digests: set[bytes], partition: int) -> None:
+    def remember(
+        self, conversation: bytes, digests: set[bytes], partition: int
+    ) -> None:
         """Store the digests of a conversation after its events were published."""
         ...
 
@@ -94,7 +96,9 @@ class InMemorySeenEvents:
         """Return a copy of the digests seen for a conversation."""
         return set(self.by_conversation.get(conversation, ()))
 
-    def remember(self, conversation: bytes, digests: set[bytes], partition: int) -> None:
+    def remember(
+        self, conversation: bytes, digests: set[bytes], partition: int
+    ) -> None:
         """Keep the digests of a conversation."""
         self.by_conversation[conversation] = digests
 
@@ -113,9 +117,11 @@ class BatchProcessor:
         self.dead_letter_topic = settings.dead_letter_topic_name
 
         # Everything per attribute is looked up once here, not per event.
-        self.routes: dict[str, tuple[str, object, list[tuple[str, bytes]]]] = {}
-        for attribute in ATTRIBUTES:
-            schema = registry.published(attribute, settings.published_versions)
+        self.routes: dict[str, tuple[str, AvroSchema, list[tuple[str, bytes]]]] = {}
+        self.versions: dict[str, int] = {}
+        published = registry.published_schemas(settings.published_versions)
+        for attribute, schema in published.items():
+            self.versions[attribute] = schema.version
             headers = [
                 (SCHEMA_HEADER, schema.full_name.encode()),
                 (SCHEMA_VERSION_HEADER, str(schema.version).encode()),
@@ -174,7 +180,9 @@ class BatchProcessor:
                 dead_letter, record.source, raw, result.api_version, record.key
             )
             outcome.messages.append(
-                Outgoing(self.dead_letter_topic, message.key, message.value, message.headers)
+                Outgoing(
+                    self.dead_letter_topic, message.key, message.value, message.headers
+                )
             )
             outcome.dead_letters[(dead_letter.level, dead_letter.reason)] += 1
 
@@ -204,7 +212,7 @@ class BatchProcessor:
         digests.add(digest)
 
         topic, schema, headers = self.routes[event.attribute]
-        value = encode_single_object(event, schema)  # type: ignore[arg-type]
+        value = encode_single_object(event, schema)
         outcome.messages.append(
             Outgoing(topic, conversation, value, headers, event.server_timestamp_ms)
         )

@@ -65,9 +65,7 @@ async def replay(
     if api_version is not None:
         headers.append((API_VERSION_HEADER, str(api_version).encode("ascii")))
 
-    producer = AIOKafkaProducer(
-        **aiokafka_options(settings), linger_ms=10, acks="all"
-    )
+    producer = AIOKafkaProducer(**aiokafka_options(settings), linger_ms=10, acks="all")
     await producer.start()
     try:
         pending = []
