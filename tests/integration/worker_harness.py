@@ -169,6 +169,7 @@ class WorkerProcess:
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
+        self.killed = False
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
@@ -179,13 +180,16 @@ class WorkerProcess:
         )
 
     def check_alive(self) -> None:
-        """Fail loudly with the log if the worker died."""
+        """Fail loudly with the log if the worker died (unless it was killed)."""
+        if self.killed:
+            return
         code = self.process.poll()
         if code is not None:
             raise AssertionError(f"worker exited with {code}:\n{self.log_tail()}")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final commit."""
+        self.killed = True
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
         self._log.close()
@@ -204,7 +208,8 @@ class WorkerProcess:
 
     def log_tail(self, chars: int = 6000) -> str:
         """The end of the worker's log."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return (
             f"--- {self.log_path.name} ---\n"
             + self.log_path.read_text(errors="replace")[-chars:]
