@@ -21,6 +21,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from stream.avro_codec import decode_single_object
 from stream.consume import read_topic
@@ -101,8 +102,12 @@ class Deployment:
         while time.monotonic() < deadline:
             for worker in self.workers:
                 worker.check_alive()
-            if asyncio.run(self._caught_up()):
-                return
+            try:
+                if asyncio.run(self._caught_up()):
+                    return
+            except KafkaError:
+                pass  # a fresh broker loads its group coordinator for a while
+
             time.sleep(0.5)
         raise AssertionError(
             f"workers did not commit all input within {timeout:.0f} s; logs:\n"
