@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from stream.attributes import ATTRIBUTES
 from stream.kafka_config import aiokafka_options
 from stream.settings import Settings, from_env
 
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 DEFAULT_PARTITIONS = 6
 DEFAULT_REPLICATION_FACTOR = 1
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+# Typed messages carry the event's serverTimeStamp as their Kafka timestamp, and
+# Kafka applies time retention to message timestamps: with a finite retention,
+# events that are already older than it (LivePerson re-fetches conversations
+# days later) would be deleted as soon as their segment rolls. Keep them.
+KEEP_FOREVER_MS = -1
 
 # Raw records that arrive keyed by something other than their conversation id
 # are forwarded here, keyed by conversation id, so one conversation's dedupe
@@ -35,7 +41,8 @@ class TopicPlan:
 
     partitions: int = DEFAULT_PARTITIONS
     replication_factor: int = DEFAULT_REPLICATION_FACTOR
-    retention_ms: int = SEVEN_DAYS_MS
+    retention_ms: int = KEEP_FOREVER_MS  # typed attribute topics
+    input_retention_ms: int = SEVEN_DAYS_MS  # raw input and its repartition topic
     dead_letter_retention_ms: int = SEVEN_DAYS_MS
 
 
@@ -46,13 +53,16 @@ def repartition_topic_name(settings: Settings) -> str:
 
 def planned_topics(settings: Settings, plan: TopicPlan) -> list[NewTopic]:
     """Every topic the service reads or writes, with its configuration."""
-    retention = {"retention.ms": str(plan.retention_ms)}
-    names = [*settings.all_topic_names(), repartition_topic_name(settings)]
+    retention = {
+        settings.attribute_topic_name(a): plan.retention_ms for a in ATTRIBUTES
+    }
+    retention[settings.input_topic_name] = plan.input_retention_ms
+    retention[repartition_topic_name(settings)] = plan.input_retention_ms
+    retention[settings.dead_letter_topic_name] = plan.dead_letter_retention_ms
+
     topics = []
-    for name in names:
-        config = dict(retention)
-        if name == settings.dead_letter_topic_name:
-            config["retention.ms"] = str(plan.dead_letter_retention_ms)
+    for name, retention_ms in retention.items():
+        config = {"retention.ms": str(retention_ms)}
         topics.append(
             NewTopic(
                 name=name,
@@ -109,8 +119,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     create.add_argument(
         "--retention-ms",
         type=int,
+        default=KEEP_FOREVER_MS,
+        help="retention of the typed attribute topics (default -1: keep forever)",
+    )
+    create.add_argument(
+        "--input-retention-ms",
+        type=int,
         default=SEVEN_DAYS_MS,
-        help="retention of the input and typed topics (-1: keep forever)",
+        help="retention of the raw input topic and its repartition topic",
     )
     create.add_argument(
         "--dead-letter-retention-ms",
@@ -127,6 +143,7 @@ def _run_create(args: argparse.Namespace) -> int:
         partitions=args.partitions,
         replication_factor=args.replication_factor,
         retention_ms=args.retention_ms,
+        input_retention_ms=args.input_retention_ms,
         dead_letter_retention_ms=args.dead_letter_retention_ms,
     )
     outcome = asyncio.run(ensure_topics(settings, plan))
