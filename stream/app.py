@@ -17,13 +17,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from mode import CrashingSupervisor
 
 from stream.dead_letters import SourcePosition
 from stream.dedupe_state import TableSeenEvents
 from stream.health import Readiness
 from stream.kafka_config import faust_broker_options
 from stream.metrics import Metrics
-from stream.processor import BatchOutcome, BatchProcessor, Outgoing, RawRecord
+from stream.processor import (
+    BatchOutcome,
+    BatchProcessor,
+    Outgoing,
+    RawRecord,
+    remember_all,
+)
 from stream.schemas import SchemaRegistry
 from stream.settings import Settings
 from stream.topics import repartition_topic_name
@@ -102,7 +109,15 @@ def build_app(
     worker_app = WorkerApp(app, processor, state, metrics, readiness)
 
     runner = BatchRunner(worker_app, settings)
-    app.agent(source, name="decode-attributes", concurrency=1)(runner.agent)
+    # A failed batch must stop the worker: faust's default supervisor would
+    # restart the agent past the unacknowledged records, and the commit could
+    # then never move beyond them.
+    app.agent(
+        source,
+        name="decode-attributes",
+        concurrency=1,
+        supervisor_strategy=CrashingSupervisor,
+    )(runner.agent)
     return worker_app
 
 
@@ -133,6 +148,7 @@ class BatchRunner:
         await self.produce(outcome.messages)
         wa.metrics.observe_produce_ack_seconds(time.perf_counter() - started)
 
+        remember_all(outcome, wa.state)
         for event in events:
             await stream.ack(event)
         self.count(outcome)

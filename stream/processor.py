@@ -68,6 +68,8 @@ class BatchOutcome:
     # records forwarded to the repartition topic instead of being decoded here
     forwarded: int = 0
     decode_seconds: list[float] = field(default_factory=list)
+    # conversation -> (every digest now published, partition it was read from)
+    remember: dict[bytes, tuple[set[bytes], int]] = field(default_factory=dict)
     # serverTimeStamp (ms) of each published event, for the event lag histogram
     event_timestamps_ms: list[int] = field(default_factory=list)
 
@@ -84,6 +86,12 @@ class SeenEvents(Protocol):
     ) -> None:
         """Store the digests of a conversation after its events were published."""
         ...
+
+
+def remember_all(outcome: BatchOutcome, state: SeenEvents) -> None:
+    """Store a batch's new dedupe digests, after its outputs were acknowledged."""
+    for conversation, (digests, partition) in outcome.remember.items():
+        state.remember(conversation, digests, partition)
 
 
 class InMemorySeenEvents:
@@ -131,21 +139,17 @@ class BatchProcessor:
             self.routes[attribute] = (topic, schema, headers)
 
     def process(self, records: Iterable[RawRecord], state: SeenEvents) -> BatchOutcome:
-        """Turn a batch of raw records into messages, updating the dedupe state.
+        """Turn a batch of raw records into messages and the dedupe state to store.
 
-        The state is updated in memory before the messages are produced; the
-        caller must not acknowledge the records unless every message was
-        acknowledged by the broker, so a failure replays the whole batch (the
-        dedupe state is then rebuilt from its changelog on restart).
+        The state itself is only read here. The conversations whose digests grew
+        are returned in ``outcome.remember``; the caller stores them with
+        ``remember_all`` once every message was acknowledged by the broker. A
+        batch that fails to produce therefore leaves no trace in the state, and
+        its records, consumed again after a restart, publish their events then.
         """
         outcome = BatchOutcome()
-        touched: dict[bytes, tuple[set[bytes], int]] = {}
-
         for record in records:
-            self._process_one(record, state, touched, outcome)
-
-        for conversation, (digests, partition) in touched.items():
-            state.remember(conversation, digests, partition)
+            self._process_one(record, state, outcome.remember, outcome)
         return outcome
 
     def _process_one(

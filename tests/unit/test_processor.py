@@ -4,7 +4,12 @@ from pathlib import Path
 
 from stream.avro_codec import decode_single_object
 from stream.dead_letters import SourcePosition
-from stream.processor import BatchProcessor, InMemorySeenEvents, RawRecord
+from stream.processor import (
+    BatchProcessor,
+    InMemorySeenEvents,
+    RawRecord,
+    remember_all,
+)
 from stream.schemas import SchemaRegistry
 from stream.settings import from_env
 
@@ -61,7 +66,8 @@ def test_corpus_batch_publishes_each_distinct_event_once_with_its_key_and_time()
 def test_a_second_batch_of_the_same_records_publishes_nothing() -> None:
     processor = BatchProcessor(from_env({}), SchemaRegistry.load())
     state = InMemorySeenEvents()
-    processor.process(records("records-v1.jsonl", 1), state)
+    first = processor.process(records("records-v1.jsonl", 1), state)
+    remember_all(first, state)
 
     again = processor.process(records("records-v1.jsonl", 1), state)
 
@@ -99,3 +105,14 @@ def test_pinned_version_one_publishes_text_leaves() -> None:
     assert all(dict(m.headers)["schemaVersion"] == b"1" for m in carts)
     event = decode_single_object(carts[0].value, registry)
     assert isinstance(event["payload"]["total"], str)
+
+
+def test_the_state_changes_only_when_the_caller_remembers() -> None:
+    processor = BatchProcessor(from_env({}), SchemaRegistry.load())
+    state = InMemorySeenEvents()
+
+    first = processor.process(records("records-v2.jsonl", 2), state)
+    assert state.by_conversation == {}  # a batch that fails to produce leaves no trace
+
+    retry = processor.process(records("records-v2.jsonl", 2), state)
+    assert len(retry.messages) == len(first.messages)
