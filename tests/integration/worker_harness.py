@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,35 @@ from stream.settings import Settings, from_env
 from stream.topics import TopicPlan, ensure_topics
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
+# The worker's start-up line that names the health server's bound port.
+_METRICS_LINE = re.compile(rb"metrics on http://[^:/]+:(\d+)/metrics")
 
 
 class Deployment:
-    """One isolated set of topics and a consumer group on a broker."""
+    """One isolated set of topics and a consumer group on a broker.
 
-    def __init__(self, bootstrap: str, tmp_path: Path, partitions: int = 4) -> None:
+    Args:
+        bootstrap: the broker's bootstrap servers.
+        tmp_path: where worker logs and state go.
+        partitions: partitions of every topic.
+        env: more environment for the service (e.g. KAFKA_SECURITY_PROTOCOL).
+        client_options: keyword arguments for the harness' own aiokafka
+            clients (a secured broker's ``client_options()``); plain text to
+            ``bootstrap`` when None.
+        create_topics: create the topics now; False leaves that to the test
+            (``engagement-stream topics create``).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        tmp_path: Path,
+        partitions: int = 4,
+        *,
+        env: Mapping[str, str] | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        create_topics: bool = True,
+    ) -> None:
         tag = uuid.uuid4().hex[:8]
         self.env = {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -44,12 +68,16 @@ class Deployment:
             "ES_DATA_DIR": str(tmp_path / "state"),
             "ES_BROKER_TIMEOUT_SECONDS": "60",
             "ES_LOG_LEVEL": "INFO",
+            **(env or {}),
         }
         self.settings: Settings = from_env(self.env)
+        self.client_options = dict(client_options or {"bootstrap_servers": bootstrap})
         self.tmp_path = tmp_path
         self.partitions = partitions
         self.workers: list[WorkerProcess] = []
-        asyncio.run(ensure_topics(self.settings, TopicPlan(partitions=partitions)))
+        if create_topics:
+            plan = TopicPlan(partitions=partitions)
+            asyncio.run(ensure_topics(self.settings, plan))
 
     def start_worker(self, name: str = "w", **extra_env: str) -> WorkerProcess:
         """Start a worker process; it is stopped by ``stop_all``."""
@@ -63,6 +91,18 @@ class Deployment:
         for worker in self.workers:
             worker.stop()
 
+    def run_command(
+        self, *args: str, timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``engagement-stream ARGS...`` with this deployment's environment."""
+        return subprocess.run(
+            [sys.executable, "-m", "stream.cli", *args],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
     def produce(
         self,
         records: Iterable[bytes],
@@ -75,9 +115,7 @@ class Deployment:
     async def _produce(
         self, records: list[bytes], api_version: int | None, keyed: bool
     ) -> int:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers, linger_ms=5
-        )
+        producer = AIOKafkaProducer(**self.client_options, linger_ms=5)
         await producer.start()
         headers = (
             [] if api_version is None else [("apiVersion", str(api_version).encode())]
@@ -120,10 +158,8 @@ class Deployment:
             self.settings.input_topic_name + "-by-conversation",
         ]
         tps = [TopicPartition(t, p) for t in inputs for p in range(self.partitions)]
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers, group_id=None
-        )
+        admin = AIOKafkaAdminClient(**self.client_options)
+        consumer = AIOKafkaConsumer(**self.client_options, group_id=None)
         await admin.start()
         await consumer.start()
         try:
@@ -191,6 +227,19 @@ class WorkerProcess:
         code = self.process.poll()
         if code is not None:
             raise AssertionError(f"worker exited with {code}:\n{self.log_tail()}")
+
+    def http_port(self, timeout: float = 60.0) -> int:
+        """The health server's port, read from the worker's start-up log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            found = _METRICS_LINE.search(self.log_path.read_bytes())
+            if found:
+                return int(found.group(1))
+            time.sleep(0.2)
+        raise AssertionError(
+            f"worker logged no metrics port in {timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final commit."""
