@@ -25,6 +25,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from stream.consume import read_topic, render
 from stream.kafka_config import aiokafka_options
@@ -35,6 +36,8 @@ from stream.topics import TopicPlan, ensure_topics
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SAMPLES = ((EXAMPLES / "records-v1.jsonl", 1), (EXAMPLES / "records-v2.jsonl", 2))
+# A few broken records, so the dead letter queue has something to show.
+NASTY = sorted((EXAMPLES / "nasty").glob("*.json"))
 SHOWN_PER_TOPIC = 2
 
 
@@ -118,8 +121,11 @@ def wait_until_processed(
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             raise RuntimeError(f"the worker exited early with code {worker.returncode}")
-        if asyncio.run(committed_all(settings)):
-            return
+        try:
+            if asyncio.run(committed_all(settings)):
+                return
+        except KafkaError:
+            pass  # the group coordinator is still loading; ask again
         time.sleep(1.0)
     raise TimeoutError(f"the worker did not catch up within {timeout_seconds:.0f} s")
 
@@ -189,7 +195,11 @@ def run_demo(http_port: int, out: Any) -> int:
             replayed = 0
             for path, version in SAMPLES:
                 replayed += asyncio.run(replay(settings, [path], version))
-            out.write(f"replayed {replayed} sample records; waiting for the worker\n")
+            replayed += asyncio.run(replay(settings, NASTY, 2))
+            out.write(
+                f"replayed {replayed} records ({len(NASTY)} of them broken on "
+                "purpose); waiting for the worker\n"
+            )
             try:
                 wait_until_processed(settings, worker, timeout_seconds=180)
             except (RuntimeError, TimeoutError) as exc:

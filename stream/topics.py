@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -84,6 +85,7 @@ async def ensure_topics(settings: Settings, plan: TopicPlan) -> dict[str, str]:
         missing = [topic for topic in wanted if topic.name not in existing]
         if missing:
             await admin.create_topics(missing)
+            await _wait_for_leaders(admin, [topic.name for topic in missing])
         outcome = {topic.name: "exists" for topic in wanted}
         outcome.update({topic.name: "created" for topic in missing})
 
@@ -94,6 +96,30 @@ async def ensure_topics(settings: Settings, plan: TopicPlan) -> dict[str, str]:
         return outcome
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, names: list[str], timeout_seconds: float = 30.0
+) -> None:
+    """Wait until every partition of new topics has a leader.
+
+    A producer that writes right after creation would otherwise get "not leader"
+    answers and retry, which works but fills the log with warnings.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        described = await admin.describe_topics(names)
+        if all(
+            topic["error_code"] == 0
+            and topic["partitions"]
+            and all(p["leader"] >= 0 for p in topic["partitions"])
+            for topic in described
+        ):
+            return
+        await asyncio.sleep(0.2)
+    log.warning(
+        "new topics still lack leaders after %.0f s: %s", timeout_seconds, names
+    )
 
 
 async def _partition_counts(
