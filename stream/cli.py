@@ -15,7 +15,7 @@ from collections.abc import Sequence
 # Modules that contribute a subcommand, imported lazily so that ``decode`` does
 # not pay for faust's import time.
 SUBCOMMAND_MODULES = (
-    "stream.devbroker",
+    "stream.devbroker_cli",
     "stream.decode_cli",
     "stream.topics",
     "stream.worker",
