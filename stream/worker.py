@@ -62,6 +62,23 @@ class CommitMonitor(Monitor):
         self._on_commit(tp_offsets)
 
 
+class ProbedWorker(faust.Worker):
+    """faust's worker, turning readiness off the moment it starts to stop.
+
+    Stopping leaves the group and commits, which takes a while; the worker
+    still answers probes meanwhile and must not look ready.
+    """
+
+    def __init__(self, *args: Any, readiness: Readiness, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._readiness = readiness
+
+    async def on_stop(self) -> None:
+        """Mark readiness as stopping (mode calls this first in ``stop``)."""
+        self._readiness.on_stopping()
+        await super().on_stop()
+
+
 def configure_logging(level: str) -> None:
     """Log to stderr at ``level``; faust and aiokafka stay at WARNING below DEBUG.
 
@@ -156,8 +173,9 @@ class Worker:
             self.health.port,
         )
 
-        worker = faust.Worker(
+        worker = ProbedWorker(
             self.wapp.app,
+            readiness=self.readiness,
             loop=loop,
             loglevel=self.settings.log_level,
             override_logging=False,
