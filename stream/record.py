@@ -91,7 +91,12 @@ def parse_fast(raw: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         raise NeedsExactParse from exc
 
-    if not _no_duplicate_keys(raw, orjson.dumps(value)):
+    try:
+        dumped = orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        # orjson writes at most 254 levels, fewer than a record may hold.
+        raise NeedsExactParse from exc
+    if not _no_duplicate_keys(raw, dumped):
         raise NeedsExactParse
     return value
 
