@@ -345,3 +345,34 @@ def assert_alive_and_live(worker: WorkerProcess, port: int) -> None:
         worker.process.wait(timeout=10)
         return
     assert status == 200
+
+
+def test_readiness_turns_off_as_soon_as_the_worker_stops(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    deployment = Deployment(kafka_bootstrap, tmp_path)
+    try:
+        worker = deployment.start_worker()
+        port = worker.http_port()
+        deployment.produce(corpus_lines("records-v2.jsonl")[:2], api_version=2)
+        deployment.wait_committed()
+        wait_for(lambda: http_get(port, "/readyz")[0] == 200, "ready")
+
+        # Stopping leaves the group and commits: a window in which the worker
+        # still answers but must not be counted on any more.
+        worker.process.terminate()
+        answers = []
+        while worker.process.poll() is None:
+            try:
+                answers.append(http_get(port, "/readyz", timeout=2))
+            except (urllib.error.URLError, ConnectionError):
+                break
+            time.sleep(0.01)
+        assert worker.process.wait(timeout=30) == 0
+
+        # A probe or two may come before the signal is handled; none after.
+        stopping = (503, "not ready: stopping\n")
+        assert stopping in answers, answers[-3:]
+        assert set(answers[answers.index(stopping) :]) == {stopping}
+    finally:
+        deployment.stop_all()
