@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,21 +85,51 @@ def build_dead_letter(
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
-    # A raw event can hold lone surrogates, integers beyond 64 bits or literals
-    # too large for a double, which orjson refuses; the standard library writes
-    # the first two (as escapes and digits), and the last keeps its source text.
+    # A raw event can hold lone surrogates, integers beyond 64 bits, literals
+    # too large for a double or more than 254 levels, which orjson refuses; the
+    # standard library writes the first two (as escapes and digits) and any
+    # depth a record may have, and the third keeps its source text.
     try:
         return orjson.dumps(body)
     except TypeError:
-        return json.dumps(_finite(body), ensure_ascii=True).encode("ascii")
+        pass
+    finite = _finite(body)
+    try:
+        return _ascii_json(finite)
+    except RecursionError:
+        pass
+    # Up to 512 levels may not fit above a deep caller; a new thread's stack
+    # starts empty.
+    written: list[bytes] = []
+    writer = threading.Thread(
+        target=lambda: written.append(_ascii_json(finite)), name="dead-letter-json"
+    )
+    writer.start()
+    writer.join()
+    return written[0]
+
+
+def _ascii_json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=True).encode("ascii")
 
 
 def _finite(value: Any) -> Any:
-    """The value with every non-finite number replaced by its literal text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return getattr(value, "text", repr(value))
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
+    """A copy of the value with every non-finite number replaced by its literal.
+
+    Walks with its own stack, not by recursion: a raw event may nest as deep
+    as a record may (512 levels).
+    """
+    root = [value]
+    pending: list[tuple[Any, Any]] = [(root, 0)]
+    while pending:
+        container, slot = pending.pop()
+        item = container[slot]
+        if isinstance(item, float) and not math.isfinite(item):
+            container[slot] = getattr(item, "text", repr(item))
+        elif isinstance(item, dict):
+            container[slot] = members = dict(item)
+            pending.extend((members, key) for key in members)
+        elif isinstance(item, list):
+            container[slot] = elements = list(item)
+            pending.extend((elements, index) for index in range(len(elements)))
+    return root[0]

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from stream import decoder
+from stream.dead_letters import SourcePosition
+from stream.processor import BatchProcessor, InMemorySeenEvents, RawRecord
+from stream.schemas import SchemaRegistry
+from stream.settings import from_env
 
 CONVERSATION = "c0ffee00-0000-4000-8000-00000000adv1"
 LEAD = (
@@ -38,3 +45,39 @@ def test_deep_but_allowed_junk_decodes_on_the_fast_path(depth: int) -> None:
     assert (events, dead_letters) == _outcome(raw, exact=True)
     assert dead_letters == []
     assert len(events) == 1
+
+
+def _call_at_depth(depth: int, function: Any) -> Any:
+    """Call function with depth extra Python frames on the stack."""
+    if depth == 0:
+        return function()
+    return _call_at_depth(depth - 1, function)
+
+
+@pytest.mark.parametrize("stack_depth", [0, 300, 700])
+def test_dead_letter_of_an_event_nested_510_deep_is_written(stack_depth: int) -> None:
+    # The raw event goes into the dead letter as JSON; 510 levels is within
+    # the record limit, so serializing it must not exhaust the stack.
+    deep = "[" * 505 + "]" * 505
+    event = (
+        f'{{"sdeType":"LEAD","lead":{{"lead":{{"topic":{deep}}},'
+        '"serverTimeStamp":1718012345678}}'
+    )
+    raw = (
+        f'{{"info":{{"conversationId":"{CONVERSATION}"}},'
+        f'"unAuthSdes":{{"events":[{event}]}}}}'
+    ).encode()
+    record = RawRecord(raw, CONVERSATION.encode(), [], SourcePosition("c", 0, 7, None))
+    processor = BatchProcessor(from_env({}), SchemaRegistry.load())
+
+    outcome = _call_at_depth(
+        stack_depth, lambda: processor.process([record], InMemorySeenEvents())
+    )
+
+    (message,) = outcome.messages
+    body = json.loads(message.value)
+    assert (body["reason"], body["field"]) == ("type_mismatch", "lead.topic")
+    nested = body["rawEvent"]["lead"]["lead"]["topic"]
+    for _ in range(504):
+        (nested,) = nested
+    assert nested == []
