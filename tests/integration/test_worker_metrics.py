@@ -12,14 +12,12 @@ import shutil
 import subprocess
 import time
 import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from stream.attributes import ATTRIBUTES
 from stream.decoder import decode_record
@@ -37,16 +35,17 @@ from tests.integration.test_prometheus_scrape import (
 from tests.integration.worker_harness import (
     CORPUS,
     Deployment,
+    Samples,
     WorkerProcess,
+    by_label,
     corpus_lines,
     expected_events,
+    http_get,
+    scrape,
 )
 
 PROMETHEUS = shutil.which("prometheus")
 JOB = "engagement-stream"
-
-# Series as scraped: (sample name, sorted label pairs) -> value.
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @dataclass
@@ -118,36 +117,6 @@ def corpus_run(
         yield CorpusRun(deployment, worker, port, expect)
     finally:
         deployment.stop_all()
-
-
-def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, str]:
-    url = f"http://127.0.0.1:{port}{path}"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def scrape(port: int) -> Samples:
-    status, text = http_get(port, "/metrics")
-    assert status == 200, text
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = tuple(sorted(sample.labels.items()))
-            samples[(sample.name, labels)] = sample.value
-    return samples
-
-
-def by_label(samples: Samples, name: str, *labels: str) -> dict[tuple[str, ...], float]:
-    """One metric's series keyed by the values of ``labels``, in that order."""
-    series = {}
-    for (sample, pairs), value in samples.items():
-        if sample == name:
-            named = dict(pairs)
-            series[tuple(named[label] for label in labels)] = value
-    return series
 
 
 def settled_scrape(run: CorpusRun) -> Samples:

@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -23,6 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from prometheus_client.parser import text_string_to_metric_families
 
 from stream.avro_codec import decode_single_object
 from stream.consume import read_topic
@@ -33,6 +36,9 @@ from stream.topics import TopicPlan, ensure_topics
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 # The worker's start-up line that names the health server's bound port.
 _METRICS_LINE = re.compile(rb"metrics on http://[^:/]+:(\d+)/metrics")
+
+# Series as scraped: (sample name, sorted label pairs) -> value.
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 class Deployment:
@@ -282,10 +288,10 @@ def corpus_lines(name: str) -> list[bytes]:
     return [line for line in (CORPUS / name).read_bytes().split(b"\n") if line.strip()]
 
 
-def expected_events(name: str) -> list[dict[str, Any]]:
-    """Every expected canonical event of a corpus expected file."""
+def expected_events(name: str, lines: int | None = None) -> list[dict[str, Any]]:
+    """Every expected canonical event of a corpus expected file (or its first lines)."""
     events = []
-    for line in (CORPUS / name).read_text().splitlines():
+    for line in (CORPUS / name).read_text().splitlines()[:lines]:
         events.extend(json.loads(line)["emit"])
     return events
 
@@ -309,3 +315,35 @@ def with_new_conversation_ids(
         new_records.append(raw.replace(old.encode(), mapping[old].encode()))
     new_events = [{**e, "conversationId": mapping[e["conversationId"]]} for e in events]
     return new_records, new_events
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, str]:
+    """GET a path of a worker's health server on loopback: (status, body)."""
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def scrape(port: int) -> Samples:
+    """A worker's /metrics (plain text exposition), sample by sample."""
+    status, text = http_get(port, "/metrics")
+    assert status == 200, text
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = tuple(sorted(sample.labels.items()))
+            samples[(sample.name, labels)] = sample.value
+    return samples
+
+
+def by_label(samples: Samples, name: str, *labels: str) -> dict[tuple[str, ...], float]:
+    """One metric's series keyed by the values of ``labels``, in that order."""
+    series = {}
+    for (sample, pairs), value in samples.items():
+        if sample == name:
+            named = dict(pairs)
+            series[tuple(named[label] for label in labels)] = value
+    return series
