@@ -21,6 +21,11 @@ from stream.events import RECORD_LEVEL, DeadLetter
 
 REASON_HEADER = "deadLetterReason"
 LEVEL_HEADER = "deadLetterLevel"
+# Key plus value of one dead letter at most: under Kafka's default limits
+# (message.max.bytes 1048588, a producer's max.request.size 1048576), with
+# room for the record's framing and headers.
+MAX_MESSAGE_BYTES = 1_000_000
+RAW_OMITTED = "too large for one message; read it at the source position"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +86,25 @@ def build_dead_letter(
         (REASON_HEADER, dead_letter.reason.encode("ascii")),
         (LEVEL_HEADER, dead_letter.level.encode("ascii")),
     ]
-    return DeadLetterMessage(key=key, value=_dumps(body), headers=headers)
+    value = _dumps(body)
+    if _too_large(key, value):
+        # Kafka refuses a message over about 1 MB (by default), and a refused
+        # dead letter would stop the worker at every redelivery of its record.
+        # The reason and the source position stay; they locate the input.
+        raw_field = "rawRecord" if dead_letter.level == RECORD_LEVEL else "rawEvent"
+        body[raw_field] = None
+        body["rawOmitted"] = RAW_OMITTED
+        value = _dumps(body)
+    if _too_large(key, value):
+        # Only the unbounded text taken from the input can still be that long.
+        body["conversationId"] = body["sdeType"] = None
+        key = None
+        value = _dumps(body)
+    return DeadLetterMessage(key=key, value=value, headers=headers)
+
+
+def _too_large(key: bytes | None, value: bytes) -> bool:
+    return len(value) + len(key or b"") > MAX_MESSAGE_BYTES
 
 
 def _dumps(body: dict[str, Any]) -> bytes:

@@ -81,3 +81,49 @@ def test_dead_letter_of_an_event_nested_510_deep_is_written(stack_depth: int) ->
     for _ in range(504):
         (nested,) = nested
     assert nested == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "level"),
+    [
+        (b'{"info":{"conversationId":"c","x":"' + b"y" * 900_000, "record"),
+        (
+            b'{"info":{"conversationId":"c"},"unAuthSdes":{"events":'
+            # a lone surrogate sends it to the ASCII writer: 2 bytes become 6
+            b'[{"sdeType":"LEAD","lead":"\\ud800'
+            + "\u00e9".encode() * 300_000
+            + b'"}]}}',
+            "event",
+        ),
+        (
+            b'{"info":{"conversationId":"' + b"c" * 700_000 + b'"},'
+            b'"unAuthSdes":{"events":[{"sdeType":"LEAD","lead":"'
+            + b"y" * 200_000
+            + b'"}]}}',
+            "event",
+        ),
+        (
+            b'{"info":{"conversationId":"c"},"unAuthSdes":{"events":'
+            b'[{"sdeType":"' + b"X" * 990_000 + b'"}]}}',
+            "event",
+        ),
+    ],
+    ids=["broken-record", "big-event", "long-conversation-id", "long-sde-type"],
+)
+def test_a_dead_letter_fits_in_one_kafka_message(raw: bytes, level: str) -> None:
+    record = RawRecord(raw, b"k", [], SourcePosition("c", 1, 7, None))
+    processor = BatchProcessor(from_env({}), SchemaRegistry.load())
+
+    outcome = processor.process([record], InMemorySeenEvents())
+
+    (message,) = outcome.messages
+    assert len(message.value) + len(message.key or b"") <= 1_000_000
+    body = json.loads(message.value)
+    assert body["level"] == level
+    assert body["source"] == {
+        "topic": "c",
+        "partition": 1,
+        "offset": 7,
+        "timestamp": None,
+    }
+    assert body["rawOmitted"]
