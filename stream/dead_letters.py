@@ -97,8 +97,10 @@ def build_dead_letter(
         value = _dumps(body)
     if _too_large(key, value):
         # Only the unbounded text taken from the input can still be that long.
-        body["conversationId"] = body["sdeType"] = None
-        key = None
+        body["conversationId"] = key = None
+        value = _dumps(body)
+    if _too_large(key, value):
+        body["sdeType"] = None
         value = _dumps(body)
     return DeadLetterMessage(key=key, value=value, headers=headers)
 

@@ -17,10 +17,10 @@ from typing import Protocol
 
 from stream.attributes import ATTRIBUTES
 from stream.avro_codec import encode_single_object
-from stream.dead_letters import SourcePosition, build_dead_letter
+from stream.dead_letters import MAX_MESSAGE_BYTES, SourcePosition, build_dead_letter
 from stream.decoder import decode_record
 from stream.dedupe import dedupe_key
-from stream.events import AttributeEvent
+from stream.events import EVENT_LEVEL, AttributeEvent, DeadLetter
 from stream.replay import API_VERSION_HEADER
 from stream.schemas import AvroSchema, SchemaRegistry
 from stream.settings import Settings
@@ -179,16 +179,9 @@ class BatchProcessor:
             outcome.forwarded += 1
             return
 
-        for dead_letter in result.dead_letters:
-            message = build_dead_letter(
-                dead_letter, record.source, raw, result.api_version, record.key
-            )
-            outcome.messages.append(
-                Outgoing(
-                    self.dead_letter_topic, message.key, message.value, message.headers
-                )
-            )
-            outcome.dead_letters[(dead_letter.level, dead_letter.reason)] += 1
+        self._send_dead_letters(
+            result.dead_letters, record, result.api_version, outcome
+        )
 
         if not result.events or conversation is None:
             return
@@ -197,8 +190,12 @@ class BatchProcessor:
         else:
             digests = state.seen(conversation)
         before = len(digests)
-        for event in result.events:
-            self._publish_once(event, conversation, digests, outcome)
+        too_large = [
+            letter
+            for event in result.events
+            if (letter := self._publish_once(event, conversation, digests, outcome))
+        ]
+        self._send_dead_letters(too_large, record, result.api_version, outcome)
         if len(digests) != before:
             touched[conversation] = (digests, record.source.partition)
 
@@ -208,20 +205,56 @@ class BatchProcessor:
         conversation: bytes,
         digests: set[bytes],
         outcome: BatchOutcome,
-    ) -> None:
+    ) -> DeadLetter | None:
+        """Publish an event not published before; a dead letter if it cannot be."""
         digest = dedupe_key(event)
         if digest in digests:
             outcome.duplicates[event.attribute] += 1
-            return
-        digests.add(digest)
+            return None
 
         topic, schema, headers = self.routes[event.attribute]
         value = encode_single_object(event, schema)
+        size = len(conversation) + len(value)
+        if size > MAX_MESSAGE_BYTES:
+            # Only an absurdly long conversation id (key and value) gets here;
+            # Kafka would refuse the message and stop the worker for good.
+            return DeadLetter(
+                level=EVENT_LEVEL,
+                reason="value_too_long",
+                message=f"conversationId: expected a typed event of at most"
+                f" {MAX_MESSAGE_BYTES} bytes with its key, got {size}",
+                sde_type=event.sde_type,
+                field="conversationId",
+                authenticated=event.authenticated,
+                raw_event=event.to_json(),
+                conversation_id=event.conversation_id,
+            )
+        digests.add(digest)
         outcome.messages.append(
             Outgoing(topic, conversation, value, headers, event.server_timestamp_ms)
         )
         outcome.published[event.attribute] += 1
         outcome.event_timestamps_ms.append(event.server_timestamp_ms)
+        return None
+
+    def _send_dead_letters(
+        self,
+        dead_letters: list[DeadLetter],
+        record: RawRecord,
+        api_version: int,
+        outcome: BatchOutcome,
+    ) -> None:
+        raw = record.value if record.value is not None else b""
+        for dead_letter in dead_letters:
+            message = build_dead_letter(
+                dead_letter, record.source, raw, api_version, record.key
+            )
+            outcome.messages.append(
+                Outgoing(
+                    self.dead_letter_topic, message.key, message.value, message.headers
+                )
+            )
+            outcome.dead_letters[(dead_letter.level, dead_letter.reason)] += 1
 
     def _api_version(self, record: RawRecord) -> int | None:
         for name, value in record.headers:

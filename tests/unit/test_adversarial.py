@@ -127,3 +127,29 @@ def test_a_dead_letter_fits_in_one_kafka_message(raw: bytes, level: str) -> None
         "timestamp": None,
     }
     assert body["rawOmitted"]
+
+
+def test_an_event_too_large_for_one_kafka_message_is_a_dead_letter() -> None:
+    # A 600 kB conversation id is both the key and part of the value of the
+    # typed message: together more than Kafka takes, which stopped the worker.
+    conversation = "c" * 600_000
+    raw = json.dumps(
+        {
+            "info": {"conversationId": conversation},
+            "unAuthSdes": {"events": [json.loads(LEAD), json.loads(LEAD)]},
+        }
+    ).encode()
+    record = RawRecord(raw, conversation.encode(), [], SourcePosition("c", 0, 3, None))
+    processor = BatchProcessor(from_env({}), SchemaRegistry.load())
+
+    outcome = processor.process([record], InMemorySeenEvents())
+
+    assert sum(outcome.published.values()) == 0
+    assert outcome.dead_letters == {("event", "value_too_long"): 2}
+    assert outcome.remember == {}
+    for message in outcome.messages:
+        assert message.topic == processor.dead_letter_topic
+        assert len(message.value) + len(message.key or b"") <= 1_000_000
+        body = json.loads(message.value)
+        assert (body["sdeType"], body["field"]) == ("LEAD", "conversationId")
+        assert body["source"]["offset"] == 3
