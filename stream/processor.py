@@ -266,12 +266,15 @@ class BatchProcessor:
         # Dedupe state is kept per partition, so a conversation must always be
         # processed in the partition its id hashes to. Records keyed by their
         # conversation id already are; others take one detour through the
-        # repartition topic, which is keyed by conversation id.
+        # repartition topic, which is keyed by conversation id. A record whose
+        # id and bytes together exceed one Kafka message cannot take it (the
+        # refused message would stop the worker), so it stays here.
         return (
             self.repartition_topic is not None
             and conversation is not None
             and record.key != conversation
             and record.source.topic != self.repartition_topic
+            and len(conversation) + len(record.value or b"") <= MAX_MESSAGE_BYTES
         )
 
 

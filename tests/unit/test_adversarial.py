@@ -153,3 +153,27 @@ def test_an_event_too_large_for_one_kafka_message_is_a_dead_letter() -> None:
         body = json.loads(message.value)
         assert (body["sdeType"], body["field"]) == ("LEAD", "conversationId")
         assert body["source"]["offset"] == 3
+
+
+def test_a_miskeyed_record_too_large_to_forward_is_processed_in_place() -> None:
+    # Forwarding sends the raw record again, keyed by its conversation id:
+    # 150 kB of id plus 900 kB of record is more than Kafka takes.
+    conversation = "c" * 150_000
+    event = json.loads(LEAD)
+    event["lead"]["lead"]["topic"] = "t" * 40_000
+    events = [event | {"serverTimeStamp": 1718012345678 + n} for n in range(18)]
+    raw = json.dumps(
+        {"info": {"conversationId": conversation}, "unAuthSdes": {"events": events}}
+    ).encode()
+    assert len(raw) > 850_000
+    record = RawRecord(raw, b"other", [], SourcePosition("c", 0, 3, None))
+    processor = BatchProcessor(
+        from_env({}), SchemaRegistry.load(), repartition_topic="by-conversation"
+    )
+
+    outcome = processor.process([record], InMemorySeenEvents())
+
+    assert outcome.forwarded == 0
+    assert sum(outcome.published.values()) == 18
+    for message in outcome.messages:
+        assert len(message.value) + len(message.key or b"") <= 1_000_000
