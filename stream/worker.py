@@ -298,8 +298,17 @@ def _run(args: argparse.Namespace) -> int:
     log.info("starting with settings %s", settings.describe())
     try:
         partitions = asyncio.run(input_partitions(settings))
-    except (InputTopicMissing, KafkaError, TimeoutError, OSError) as exc:
-        log.error("cannot start: %s", exc or type(exc).__name__)
+    except InputTopicMissing as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    except (KafkaError, TimeoutError, OSError) as exc:
+        log.error(
+            "cannot start: no usable connection to Kafka at %s (%s); check "
+            "KAFKA_BOOTSTRAP_SERVERS, and KAFKA_SECURITY_PROTOCOL with its SASL "
+            "credentials or TLS files if the cluster needs them",
+            settings.bootstrap_servers,
+            exc or type(exc).__name__,
+        )
         return 2
     log.info("input topic %s has %d partitions", settings.input_topic_name, partitions)
     return Worker(settings, partitions).run()
