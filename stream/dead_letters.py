@@ -21,10 +21,10 @@ from stream.events import RECORD_LEVEL, DeadLetter
 
 REASON_HEADER = "deadLetterReason"
 LEVEL_HEADER = "deadLetterLevel"
-# Key plus value of one dead letter at most: under Kafka's default limits
-# (message.max.bytes 1048588, a producer's max.request.size 1048576), with
-# room for the record's framing and headers.
-MAX_MESSAGE_BYTES = 1_000_000
+# Key plus value of one output message at most: under the smallest default
+# limit on the way (faust's producer_max_request_size, 1,000,000 bytes, which
+# counts the record's framing and headers too), with room for those.
+MAX_MESSAGE_BYTES = 990_000
 RAW_OMITTED = "too large for one message; read it at the source position"
 
 

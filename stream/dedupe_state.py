@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from stream.dead_letters import MAX_MESSAGE_BYTES
 from stream.dedupe import DIGEST_SIZE
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,19 @@ class TableSeenEvents:
     ) -> None:
         """Store a conversation's digests locally and in the changelog."""
         blob = pack(digests, partition, self._now_ms())
+        room = MAX_MESSAGE_BYTES - len(conversation)
+        if len(blob) > room:
+            # Kafka refuses a changelog message over about 1 MB, which would
+            # stop the worker at every redelivery. Over 60,000 events in one
+            # conversation: keep what fits; the rest may be published again.
+            kept = max(room - HEADER_SIZE, 0) // DIGEST_SIZE
+            log.warning(
+                "dedupe state: conversation %r has %d published events, keeping %d",
+                conversation[:80],
+                len(digests),
+                kept,
+            )
+            blob = blob[: HEADER_SIZE + kept * DIGEST_SIZE]
         self.store[conversation] = blob
         self.table.send_changelog(partition, conversation, blob)
 

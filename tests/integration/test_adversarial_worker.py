@@ -128,3 +128,34 @@ def test_a_record_too_large_to_forward_as_a_dead_letter_does_not_stop_the_worker
     assert letter["source"]["offset"] == 0
     assert letter["rawRecord"] is None
     assert letter["rawOmitted"]
+
+
+def test_a_conversation_with_more_events_than_one_state_entry_holds(
+    deployment: Deployment,
+) -> None:
+    # The dedupe state keeps 16 bytes per published event of a conversation in
+    # one table entry; 70,000 events make an entry over 1 MB, more than its
+    # changelog topic takes.
+    def record(first: int) -> bytes:
+        events = [
+            {
+                "sdeType": "LEAD",
+                "lead": {"lead": {"topic": str(n)}},
+                "serverTimeStamp": STAMP,
+            }
+            for n in range(first, first + 10_000)
+        ]
+        body = {
+            "info": {"conversationId": "adv-many"},
+            "unAuthSdes": {"events": events},
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    worker = deployment.start_worker()
+    produce_raw(deployment, [(b"adv-many", record(n * 10_000), []) for n in range(7)])
+    produce_raw(deployment, [(b"adv-after", lead_record("adv-after"), [])])
+    deployment.wait_committed(timeout=240)
+    worker.check_alive()
+
+    published = deployment.published()
+    assert len(published) == 70_001

@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 
 from stream import decoder
-from stream.dead_letters import SourcePosition
+from stream.dead_letters import MAX_MESSAGE_BYTES, SourcePosition
+from stream.dedupe_state import HEADER_SIZE, TableSeenEvents
 from stream.processor import BatchProcessor, InMemorySeenEvents, RawRecord
 from stream.schemas import SchemaRegistry
 from stream.settings import from_env
+from tests.unit.test_dedupe_state import FakeTable
 
 CONVERSATION = "c0ffee00-0000-4000-8000-00000000adv1"
 LEAD = (
@@ -177,3 +179,21 @@ def test_a_miskeyed_record_too_large_to_forward_is_processed_in_place() -> None:
     assert sum(outcome.published.values()) == 18
     for message in outcome.messages:
         assert len(message.value) + len(message.key or b"") <= 1_000_000
+
+
+def test_a_dedupe_state_entry_fits_in_one_changelog_message() -> None:
+    # 16 bytes per published event: 70,000 events of one conversation made a
+    # 1.1 MB changelog message, which Kafka refused, stopping the worker.
+    table = FakeTable()
+    state = TableSeenEvents(table, retention_seconds=60, clock=lambda: 1000.0)
+    digests = {n.to_bytes(16, "big") for n in range(70_000)}
+    conversation = b"c" * 1000
+
+    state.remember(conversation, set(digests), partition=3)
+
+    ((partition, key, blob),) = table.changelog
+    assert (partition, key) == (3, conversation)
+    assert len(key) + len(blob) <= 1_000_000
+    kept = state.seen(conversation)
+    assert len(kept) == (MAX_MESSAGE_BYTES - 1000 - HEADER_SIZE) // 16
+    assert kept < digests
