@@ -29,6 +29,7 @@ from stream.processor import (
     BatchProcessor,
     Outgoing,
     RawRecord,
+    SeenEvents,
     remember_all,
 )
 from stream.schemas import SchemaRegistry
@@ -130,32 +131,94 @@ class BatchRunner:
         self.last_sweep = time.monotonic()
 
     async def agent(self, stream: Any) -> None:
-        """Consume the input in batches until the worker stops."""
-        batches = stream.noack_take(
-            self.settings.batch_size, self.settings.batch_within_seconds
-        )
-        async for events in batches:
-            await self.run_batch(stream, events)
+        """Consume the input in batches until the worker stops.
 
-    async def run_batch(self, stream: Any, events: Sequence[Any]) -> None:
-        """Process one batch; acknowledge its records only after its outputs."""
+        Events are taken straight from the agent's channel queue: faust's
+        stream iteration and ``take`` cost more per event than the whole
+        decode. While one batch waits for its acknowledgements, the next one
+        is taken, decoded and sent; a batch's records are still acknowledged
+        only after all its outputs, and batches finish in order.
+        """
+        queue = aiter(stream.channel).queue
+        finishing: asyncio.Task[None] | None = None
+        in_flight: BatchOutcome | None = None
+        try:
+            while True:
+                try:
+                    events = await self.take(queue)
+                except StopAsyncIteration:
+                    return  # faust ends the channel when the worker stops
+                outcome = self.worker_app.processor.process(
+                    [_raw_record(event) for event in events],
+                    PendingSeenEvents(self.worker_app.state, in_flight),
+                )
+                sends = await self.send_all(outcome.messages)
+
+                if finishing is not None:
+                    await finishing
+                finishing = asyncio.create_task(self.finish(sends, outcome, events))
+                in_flight = outcome
+        finally:
+            if finishing is not None and not finishing.done():
+                finishing.cancel()
+
+    async def take(self, queue: Any) -> list[Any]:
+        """Wait for one event, then gather up to a batch within the batch window."""
+        limit = self.settings.batch_size
+        events: list[Any] = []
+        while not events:
+            self.admit(await queue.get(), events)
+        deadline = time.monotonic() + self.settings.batch_within_seconds
+        while len(events) < limit:
+            if not queue.empty():
+                self.admit(queue.get_nowait(), events)
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                self.admit(await asyncio.wait_for(queue.get(), remaining), events)
+            except TimeoutError:
+                break
+        return events
+
+    def admit(self, event: Any, events: list[Any]) -> None:
+        """Keep an event unless a rebalance took its partition; track it for acks.
+
+        This is what faust's stream iteration does before handing an event on:
+        an event fetched before a rebalance belongs to the old assignment, and
+        a tracked message makes faust wait for its ack before committing on
+        revocation, so a partition moves with nothing of it in flight.
+        """
+        app = self.worker_app.app
+        message = event.message
+        if (
+            not app.flow_control.is_active()
+            or message.generation_id != app.consumer_generation_id
+        ):
+            return
+        if not message.tracked:
+            message.tracked = True
+            app.consumer.track_message(message)
+        events.append(event)
+
+    async def finish(
+        self, sends: list[Any], outcome: BatchOutcome, events: Sequence[Any]
+    ) -> None:
+        """Wait for a batch's outputs, then store its dedupe digests and ack it."""
         wa = self.worker_app
-        records = [_raw_record(event) for event in events]
-
-        outcome = wa.processor.process(records, wa.state)
-
         started = time.perf_counter()
-        await self.produce(outcome.messages)
+        await self.acknowledged(sends)
         wa.metrics.observe_produce_ack_seconds(time.perf_counter() - started)
 
         remember_all(outcome, wa.state)
         for event in events:
-            await stream.ack(event)
+            event.ack()
         self.count(outcome)
         self.maybe_sweep()
 
-    async def produce(self, messages: list[Outgoing]) -> None:
-        """Send every message without waiting, then wait for all acknowledgements."""
+    async def send_all(self, messages: list[Outgoing]) -> list[Any]:
+        """Hand every message to the producer; return their delivery futures."""
         producer = self.worker_app.app.producer
         pending = []
         for message in messages:
@@ -174,6 +237,10 @@ class BatchRunner:
                     message.headers,
                 )
             )
+        return pending
+
+    async def acknowledged(self, pending: list[Any]) -> None:
+        """Wait until the broker acknowledged every message of a batch."""
         try:
             await asyncio.gather(*pending)
         except Exception as exc:
@@ -216,6 +283,32 @@ class BatchRunner:
         wa.metrics.count_dedupe_expired(expired)
         conversations, _ = wa.state.size()
         wa.metrics.set_dedupe_keys(conversations)
+
+
+class PendingSeenEvents:
+    """The dedupe state as it will be once the batch in flight is acknowledged.
+
+    The next batch is decoded while the previous one still waits for its
+    acknowledgements, before that one's digests are stored; reading them from
+    its outcome keeps a conversation in both batches from publishing twice.
+    """
+
+    def __init__(self, state: SeenEvents, in_flight: BatchOutcome | None) -> None:
+        self.state = state
+        self.in_flight = in_flight.remember if in_flight is not None else {}
+
+    def seen(self, conversation: bytes) -> set[bytes]:
+        """Digests stored or about to be stored for a conversation."""
+        pending = self.in_flight.get(conversation)
+        if pending is not None:
+            return set(pending[0])
+        return self.state.seen(conversation)
+
+    def remember(
+        self, conversation: bytes, digests: set[bytes], partition: int
+    ) -> None:
+        """Store digests in the underlying state."""
+        self.state.remember(conversation, digests, partition)
 
 
 def _raw_record(event: Any) -> RawRecord:
