@@ -338,6 +338,11 @@ class DevBroker:
         """
         if self.is_running():
             return self
+        if self.port is not None and _accepts_connections(f"127.0.0.1:{self.port}"):
+            raise DevBrokerError(
+                f"expected port {self.port} to be free for a new broker, but "
+                "something already listens there; pick another --port or stop it"
+            )
         libs = fetch_kafka()
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="es-kafka-"))
@@ -415,7 +420,7 @@ class DevBroker:
 
     def _format_storage(self, libs: Path) -> None:
         # A Kafka cluster id is 16 random bytes in unpadded URL-safe base64.
-        cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()
+        cluster_id = _new_cluster_id()
         command = [*self._java(libs), "kafka.tools.StorageTool", "format"]
         command += ["--config", str(self._dir / "server.properties")]
         command += ["--cluster-id", cluster_id.rstrip("=")]
@@ -555,6 +560,18 @@ def _die_with_parent() -> None:
     # Runs in the child between fork and exec: PR_SET_PDEATHSIG (1) asks the
     # kernel for SIGTERM when the parent goes, however the parent dies.
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def _new_cluster_id() -> str:
+    """A random KRaft cluster id (16 bytes, base64url, unpadded).
+
+    Kafka's storage tool parses its arguments itself: an id that starts with "-"
+    would be read as an option, so such ids (1 in 64) are drawn again.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id.rstrip("=")
 
 
 def _accepts_connections(bootstrap_servers: str) -> bool:
