@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 import time
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ KEEP_FOREVER_MS = -1
 # are forwarded here, keyed by conversation id, so one conversation's dedupe
 # state lives in one partition.
 REPARTITION_SUFFIX = "-by-conversation"
+TOPIC_ALREADY_EXISTS = 36  # Kafka's error code
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ async def ensure_topics(settings: Settings, plan: TopicPlan) -> dict[str, str]:
         wanted = planned_topics(settings, plan)
         missing = [topic for topic in wanted if topic.name not in existing]
         if missing:
-            await admin.create_topics(missing)
+            response = await admin.create_topics(missing)
+            _raise_for_refusals(response.to_object()["topic_errors"])
             await _wait_for_leaders(admin, [topic.name for topic in missing])
         outcome = {topic.name: "exists" for topic in wanted}
         outcome.update({topic.name: "created" for topic in missing})
@@ -96,6 +99,25 @@ async def ensure_topics(settings: Settings, plan: TopicPlan) -> dict[str, str]:
         return outcome
     finally:
         await admin.close()
+
+
+class TopicCreationRefused(RuntimeError):
+    """The cluster refused to create one or more topics."""
+
+
+def _raise_for_refusals(topic_errors: list[dict[str, object]]) -> None:
+    # "Already exists" means another worker or admin won the race: that is fine.
+    refused = [
+        f"{error['topic']}: {error['error_message'] or error['error_code']}"
+        for error in topic_errors
+        if error["error_code"] not in (0, TOPIC_ALREADY_EXISTS)
+    ]
+    if refused:
+        raise TopicCreationRefused(
+            "the cluster refused to create topics (check partitions, replication "
+            "factor against the broker count, retention and permissions):\n  "
+            + "\n  ".join(refused)
+        )
 
 
 async def _wait_for_leaders(
@@ -172,7 +194,11 @@ def _run_create(args: argparse.Namespace) -> int:
         input_retention_ms=args.input_retention_ms,
         dead_letter_retention_ms=args.dead_letter_retention_ms,
     )
-    outcome = asyncio.run(ensure_topics(settings, plan))
+    try:
+        outcome = asyncio.run(ensure_topics(settings, plan))
+    except TopicCreationRefused as exc:
+        print(f"topics create: {exc}", file=sys.stderr)
+        return 1
     for name, state in outcome.items():
         print(f"{name}: {state}")
     return 0

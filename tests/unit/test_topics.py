@@ -29,3 +29,20 @@ def test_plan_takes_the_given_retentions() -> None:
     assert retention["purchases"] == "1"
     assert retention["conversations"] == "2"
     assert retention["deadLetters"] == "3"
+
+
+def test_refusals_other_than_already_exists_are_errors() -> None:
+    import pytest
+
+    from stream.topics import TopicCreationRefused, _raise_for_refusals
+
+    _raise_for_refusals(
+        [
+            {"topic": "a", "error_code": 0, "error_message": None},
+            {"topic": "b", "error_code": 36, "error_message": "exists"},
+        ]
+    )
+    with pytest.raises(TopicCreationRefused, match="c: only 1 broker"):
+        _raise_for_refusals(
+            [{"topic": "c", "error_code": 38, "error_message": "only 1 broker"}]
+        )
