@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+from aiokafka.errors import KafkaError
+
+from stream.schemas import SchemaError
+from stream.settings import SettingsError
 
 # Modules that contribute a subcommand, imported lazily so that ``decode`` does
 # not pay for faust's import time.
@@ -44,11 +50,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one subcommand and return its exit code."""
+    """Run one subcommand and return its exit code.
+
+    Failures a user can fix (no broker, bad settings, a busy port, refused
+    credentials) end as one line naming the command; anything else is a bug
+    and keeps its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as shell tools do.
+        _silence_stdout()
+        return 0
+    except (KafkaError, OSError, SettingsError, SchemaError) as exc:
+        reason = str(exc) or type(exc).__name__
+        print(f"engagement-stream {args.command}: {reason}", file=sys.stderr)
+        return 1
     return code
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit; point it at /dev/null so that final
+    # flush cannot raise a second BrokenPipeError.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -60,8 +60,8 @@ async def read_topic(
     consumer = AIOKafkaConsumer(
         **aiokafka_options(settings), enable_auto_commit=False, group_id=None
     )
-    await consumer.start()
     try:
+        await consumer.start()
         partitions = consumer.partitions_for_topic(topic)
         if partitions is None:
             await consumer._client.force_metadata_update()

@@ -66,8 +66,8 @@ async def replay(
         headers.append((API_VERSION_HEADER, str(api_version).encode("ascii")))
 
     producer = AIOKafkaProducer(**aiokafka_options(settings), linger_ms=10, acks="all")
-    await producer.start()
     try:
+        await producer.start()
         pending = []
         for path in paths:
             for raw in read_records(path):

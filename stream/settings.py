@@ -20,6 +20,8 @@ THIRTY_DAYS_SECONDS = 30 * 24 * 3600
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 _TRUE_WORDS = {"1", "true", "yes", "on"}
 _FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -127,6 +129,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     """
     env = os.environ if env is None else env
     defaults = Settings()
+    _check_names(env)
 
     attribute_topics = {}
     published_versions = {}
@@ -152,19 +155,19 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         dedupe_retention_seconds=_int(
             env, "ES_DEDUPE_RETENTION_SECONDS", defaults.dedupe_retention_seconds
         ),
-        http_port=_int(env, "ES_HTTP_PORT", defaults.http_port),
+        http_port=_int(env, "ES_HTTP_PORT", defaults.http_port, low=0, high=65535),
         broker_timeout_seconds=_float(
-            env, "ES_BROKER_TIMEOUT_SECONDS", defaults.broker_timeout_seconds
+            env, "ES_BROKER_TIMEOUT_SECONDS", defaults.broker_timeout_seconds, 0.001
         ),
         ready_stall_seconds=_float(
-            env, "ES_READY_STALL_SECONDS", defaults.ready_stall_seconds
+            env, "ES_READY_STALL_SECONDS", defaults.ready_stall_seconds, 0.001
         ),
         batch_size=_int(env, "ES_BATCH_SIZE", defaults.batch_size),
         batch_within_seconds=_float(
             env, "ES_BATCH_WITHIN_SECONDS", defaults.batch_within_seconds
         ),
         data_dir=env.get("ES_DATA_DIR", defaults.data_dir),
-        log_level=env.get("ES_LOG_LEVEL", defaults.log_level).upper(),
+        log_level=_log_level(env.get("ES_LOG_LEVEL", defaults.log_level)),
         security=_security(env),
     )
 
@@ -194,6 +197,13 @@ def _security(env: Mapping[str, str]) -> KafkaSecurity:
                 f"KAFKA_SASL_MECHANISM={mechanism!r}: expected one of "
                 f"{', '.join(SASL_MECHANISMS)}"
             )
+    if protocol.startswith("SASL_") and not (
+        env.get("KAFKA_SASL_USERNAME") and env.get("KAFKA_SASL_PASSWORD")
+    ):
+        raise SettingsError(
+            f"KAFKA_SECURITY_PROTOCOL={protocol}: expected KAFKA_SASL_USERNAME and "
+            "KAFKA_SASL_PASSWORD to be set as well"
+        )
     return KafkaSecurity(
         protocol=protocol,
         sasl_mechanism=mechanism,
@@ -215,21 +225,58 @@ def _api_version(text: str) -> int | None:
     return int(text)
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(
+    env: Mapping[str, str],
+    name: str,
+    default: int,
+    low: int = 1,
+    high: int | None = None,
+) -> int:
     text = env.get(name, "").strip()
     if not text:
         return default
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise SettingsError(f"{name}={text!r}: expected a whole number") from None
+    if value < low or (high is not None and value > high):
+        upper = f" and {high}" if high is not None else " or more"
+        raise SettingsError(f"{name}={text!r}: expected {low}{upper}")
+    return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(
+    env: Mapping[str, str], name: str, default: float, low: float = 0.0
+) -> float:
     text = env.get(name, "").strip()
     if not text:
         return default
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise SettingsError(f"{name}={text!r}: expected a number") from None
+    if not value >= low or value == float("inf"):
+        raise SettingsError(f"{name}={text!r}: expected a finite number above {low:g}")
+    return value
+
+
+def _check_names(env: Mapping[str, str]) -> None:
+    """Refuse per-attribute variables that name no attribute (a typo is silent)."""
+    known = {spec.env_suffix for spec in ATTRIBUTES.values()}
+    for name in env:
+        for prefix in ("ES_TOPIC_", "ES_SCHEMA_VERSION_"):
+            suffix = name[len(prefix) :] if name.startswith(prefix) else None
+            if suffix is not None and suffix not in known and name != "ES_TOPIC_PREFIX":
+                raise SettingsError(
+                    f"{name}: no attribute type {suffix!r}; expected one of "
+                    f"{', '.join(sorted(known))}"
+                )
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise SettingsError(
+            f"ES_LOG_LEVEL={text!r}: expected one of {', '.join(LOG_LEVELS)}"
+        )
+    return level

@@ -50,7 +50,12 @@ class InputTopicMissing(RuntimeError):
 
 
 class CommitMonitor(Monitor):
-    """faust's monitor, also telling readiness and metrics about commits."""
+    """faust's monitor, keeping only commits and end offsets (lag and readiness).
+
+    faust calls its monitor several times per message and per send; the
+    service's own metrics count what operators need, so the per-message
+    bookkeeping is skipped.
+    """
 
     def __init__(self, *args: Any, on_commit: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -60,6 +65,32 @@ class CommitMonitor(Monitor):
         """Record committed offsets (faust calls this after every commit)."""
         super().on_tp_commit(tp_offsets)
         self._on_commit(tp_offsets)
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        """Skip per-message bookkeeping."""
+
+    def on_stream_event_in(
+        self, tp: Any, offset: int, stream: Any, event: Any
+    ) -> dict[str, Any] | None:
+        """Skip per-event bookkeeping."""
+        return None
+
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        """Skip per-event bookkeeping."""
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        """Skip per-message bookkeeping."""
+
+    def on_send_initiated(
+        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
+    ) -> Any:
+        """Skip per-send bookkeeping."""
+        return None
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        """Skip per-send bookkeeping."""
 
 
 class ProbedWorker(faust.Worker):
@@ -307,7 +338,7 @@ def _run(args: argparse.Namespace) -> int:
             "KAFKA_BOOTSTRAP_SERVERS, and KAFKA_SECURITY_PROTOCOL with its SASL "
             "credentials or TLS files if the cluster needs them",
             settings.bootstrap_servers,
-            exc or type(exc).__name__,
+            str(exc) or type(exc).__name__,
         )
         return 2
     log.info("input topic %s has %d partitions", settings.input_topic_name, partitions)

@@ -51,6 +51,14 @@ def test_schema_pins_and_api_version() -> None:
         ("ES_HTTP_PORT", "eighty", "expected a whole number"),
         ("ES_BATCH_WITHIN_SECONDS", "soon", "expected a number"),
         ("KAFKA_SECURITY_PROTOCOL", "TLS", "expected one of PLAINTEXT"),
+        ("ES_HTTP_PORT", "99999", "expected 0 and 65535"),
+        ("ES_BATCH_SIZE", "0", "expected 1 or more"),
+        ("ES_DEDUPE_RETENTION_SECONDS", "-5", "expected 1 or more"),
+        ("ES_BATCH_WITHIN_SECONDS", "-1", "expected a finite number above 0"),
+        ("ES_BROKER_TIMEOUT_SECONDS", "0", "expected a finite number above"),
+        ("ES_LOG_LEVEL", "verbose", "expected one of DEBUG"),
+        ("ES_TOPIC_PURCHASES", "orders", "no attribute type 'PURCHASES'"),
+        ("ES_SCHEMA_VERSION_lead", "1", "no attribute type 'lead'"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
@@ -61,7 +69,8 @@ def test_bad_values_name_the_variable(name: str, value: str, message: str) -> No
 
 
 def test_sasl_defaults_to_plain_and_checks_the_mechanism() -> None:
-    settings = from_env({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl"})
+    user = {"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}
+    settings = from_env({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", **user})
     assert settings.security.protocol == "SASL_SSL"
     assert settings.security.sasl_mechanism == "PLAIN"
     assert settings.security.uses_ssl and settings.security.uses_sasl
