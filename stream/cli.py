@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -58,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    _quiet_logging()
     try:
         code: int = args.handler(args)
     except BrokenPipeError:
@@ -69,6 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"engagement-stream {args.command}: {reason}", file=sys.stderr)
         return 1
     return code
+
+
+def _quiet_logging() -> None:
+    """Warnings and errors only, for the short commands (the worker sets its own).
+
+    aiokafka warns on every retry it makes and then succeeds (a "not leader"
+    answer from a topic created a moment ago): noise for a person at a shell.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
 
 
 def _silence_stdout() -> None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ SAMPLES = ((EXAMPLES / "records-v1.jsonl", 1), (EXAMPLES / "records-v2.jsonl", 2
 # A few broken records, so the dead letter queue has something to show.
 NASTY = sorted((EXAMPLES / "nasty").glob("*.json"))
 SHOWN_PER_TOPIC = 2
+SHOWN_CHARACTERS = 400
 
 
 @contextlib.contextmanager
@@ -174,18 +176,27 @@ def print_summary(
             continue
         out.write(f"\n== {name}: first {len(shown)} of {count} ==\n")
         for message in shown:
-            out.write(json.dumps(message["value"], ensure_ascii=False)[:400] + "\n")
+            text = json.dumps(message["value"], ensure_ascii=False)
+            if len(text) > SHOWN_CHARACTERS:
+                text = text[:SHOWN_CHARACTERS] + " …(cut)"
+            out.write(text + "\n")
 
 
 def run_demo(http_port: int, out: Any) -> int:
     """Run the whole demo; return the exit code."""
     external = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     with local_broker(external) as servers, tempfile.TemporaryDirectory() as tmp:
+        run = f"demo-{int(time.time())}"
         settings = from_env().replace(
             bootstrap_servers=servers,
-            http_port=http_port,
-            app_id=f"engagement-stream-demo-{int(time.time())}",
+            http_port=http_port or _free_port(),
+            app_id=f"engagement-stream-{run}",
         )
+        if external:
+            # On a real cluster the demo must not write into real topics.
+            settings = settings.replace(topic_prefix=f"{settings.topic_prefix}{run}.")
+            out.write(f"using topic prefix {settings.topic_prefix!r} on that cluster\n")
+        http_port = settings.http_port
         out.write(f"Kafka at {servers}\n")
         asyncio.run(ensure_topics(settings, TopicPlan()))
         out.write("topics created\n")
@@ -214,10 +225,17 @@ def run_demo(http_port: int, out: Any) -> int:
             out.write(f"  {attribute:<24} {count:>5}\n")
         out.write(
             f"\nThe worker served its metrics at http://127.0.0.1:{http_port}/metrics "
-            "while it ran (ES_HTTP_PORT); a worker started with "
-            "'engagement-stream worker' serves them the same way.\n"
+            "while it ran; a worker started with 'engagement-stream worker' "
+            "serves them on ES_HTTP_PORT (8080 by default).\n"
         )
     return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -225,5 +243,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser = subparsers.add_parser(
         "demo", help="run the whole service once on the sample records"
     )
-    parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=0,
+        help="the worker's metrics port (default: a free one)",
+    )
     parser.set_defaults(handler=lambda args: run_demo(args.http_port, sys.stdout))

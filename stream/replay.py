@@ -26,6 +26,19 @@ log = logging.getLogger(__name__)
 API_VERSION_HEADER = "apiVersion"
 
 
+def expand(paths: list[Path]) -> list[Path]:
+    """Files as given; a directory stands for its .json and .jsonl files, sorted."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(
+                p for p in path.iterdir() if p.suffix in (".json", ".jsonl")
+            )
+        else:
+            files.append(path)
+    return files
+
+
 def read_records(path: Path) -> Iterator[bytes]:
     """Yield raw records: one per line of a JSON Lines file, or a whole .json file."""
     data = path.read_bytes()
@@ -87,7 +100,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser = subparsers.add_parser(
         "replay", help="produce raw conversation records to the input topic"
     )
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="a .jsonl file (one record per line), a .json file (one record) "
+        "or a directory of them",
+    )
     parser.add_argument(
         "--api-version",
         type=int,
@@ -104,6 +124,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _run(args: argparse.Namespace) -> int:
+    args.paths = expand(args.paths)
     for path in args.paths:
         if not path.is_file():
             print(f"replay: {path}: no such file", file=sys.stderr)
