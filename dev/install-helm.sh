@@ -2,14 +2,14 @@
 # Makes the Helm CLI the chart tests use available, idempotently.
 #
 # The tests look for helm in this order: $HELM, then the project cache
-# (~/.cache/engagement-stream/bin/helm), then helm on PATH. This script leaves
+# ($ES_CACHE_DIR/bin/helm, ~/.cache/engagement-stream by default), then helm on PATH. This script leaves
 # things alone when a helm of the wanted version is already on PATH or in the
 # cache; otherwise it builds that version from source through the Go module
 # proxy into the cache (a few minutes on the first run, nothing afterwards).
 set -euo pipefail
 
 version=${HELM_VERSION:-v4.3.2}
-cache_bin="${XDG_CACHE_HOME:-$HOME/.cache}/engagement-stream/bin"
+cache_bin="${ES_CACHE_DIR:-$HOME/.cache/engagement-stream}/bin"
 target="$cache_bin/helm"
 
 # Prints the version a helm binary reports, or nothing if it cannot run.

@@ -23,7 +23,10 @@ from stream.settings import from_env
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "engagement-stream"
 SCENARIOS = sorted(path.name for path in (CHART / "ci").glob("*-values.yaml"))
-CACHED_HELM = Path.home() / ".cache" / "engagement-stream" / "bin" / "helm"
+CACHE_DIR = (
+    os.environ.get("ES_CACHE_DIR") or Path.home() / ".cache" / "engagement-stream"
+)
+CACHED_HELM = Path(CACHE_DIR) / "bin" / "helm"
 RELEASE = "es"
 
 # Chart copies of files that live under monitoring/ (a chart cannot read
