@@ -164,15 +164,6 @@ class Metrics:
         """Count events not published because the dedupe state had seen them."""
         self.duplicates_suppressed.labels(attribute=attribute).inc(events)
 
-    def count_redelivered(self, attribute: str, events: int = 1) -> None:
-        """Count events published again because their record was redelivered.
-
-        This is the at-least-once cost of a crash or a rebalance: records read
-        after the last commit come again, and events whose dedupe entry was
-        not yet stored are published a second time.
-        """
-        self.events_redelivered.labels(attribute=attribute).inc(events)
-
     def count_unknown_fields(self, attribute: str, fields: int = 1) -> None:
         """Count payload fields the attribute's schema does not know, dropped."""
         self.unknown_fields_dropped.labels(attribute=attribute).inc(fields)
@@ -277,12 +268,6 @@ class Metrics:
             ["attribute"],
             registry=registry,
         )
-        self.events_redelivered = Counter(
-            f"{PREFIX}_events_redelivered",
-            "Attribute events published again after their record was redelivered.",
-            ["attribute"],
-            registry=registry,
-        )
         self.unknown_fields_dropped = Counter(
             f"{PREFIX}_unknown_fields_dropped",
             "Attribute payload fields unknown to the schema, dropped.",
@@ -363,7 +348,6 @@ class Metrics:
                 attribute=attribute, schema_version=str(version)
             )
             self.duplicates_suppressed.labels(attribute=attribute)
-            self.events_redelivered.labels(attribute=attribute)
             self.unknown_fields_dropped.labels(attribute=attribute)
 
         for reason in RECORD_REASONS:

@@ -194,11 +194,6 @@ def test_counters_equal_the_expected_outcomes_label_by_label(
         (attribute,): want_duplicates[attribute] for attribute in ATTRIBUTES
     }
 
-    # No record was read twice, so nothing was published again.
-    redelivered = by_label(
-        samples, "engagement_stream_events_redelivered_total", "attribute"
-    )
-    assert set(redelivered.values()) == {0}
     decode_count = samples[("engagement_stream_decode_duration_seconds_count", ())]
     assert decode_count == expect.records
     lag = by_label(samples, "engagement_stream_event_lag_seconds_count")

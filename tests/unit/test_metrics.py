@@ -47,7 +47,6 @@ def test_every_metric_is_prefixed_and_counters_end_in_total(registry, metrics):
         "consumed_bytes_total",
         "events_published_total",
         "duplicates_suppressed_total",
-        "events_redelivered_total",
         "unknown_fields_dropped_total",
         "dead_letters_total",
         "decode_duration_seconds_count",
@@ -69,8 +68,7 @@ def test_zero_series_exist_for_every_attribute(registry, metrics):
         assert value(registry, "events_published_total", **published) == 0
         for name in (
             "duplicates_suppressed_total",
-            "events_redelivered_total",
-            "unknown_fields_dropped_total",
+                "unknown_fields_dropped_total",
         ):
             assert value(registry, name, attribute=attribute) == 0
 
@@ -121,13 +119,11 @@ def test_count_published_by_attribute_and_version(registry, metrics):
     )
 
 
-def test_duplicates_redeliveries_and_unknown_fields(registry, metrics):
+def test_duplicates_and_unknown_fields(registry, metrics):
     metrics.count_duplicates("purchase", 2)
-    metrics.count_redelivered("purchase", 5)
     metrics.count_unknown_fields("lead", 3)
 
     assert value(registry, "duplicates_suppressed_total", attribute="purchase") == 2
-    assert value(registry, "events_redelivered_total", attribute="purchase") == 5
     assert value(registry, "unknown_fields_dropped_total", attribute="lead") == 3
 
 
