@@ -265,6 +265,8 @@ class BatchRunner:
             metrics.count_published(attribute, version, events)
         for attribute, events in outcome.duplicates.items():
             metrics.count_duplicates(attribute, events)
+        for attribute, fields in outcome.unknown_fields.items():
+            metrics.count_unknown_fields(attribute, fields)
         for (level, reason), letters in outcome.dead_letters.items():
             metrics.dead_letters.labels(level=level, reason=reason).inc(letters)
         if outcome.event_timestamps_ms:

@@ -62,9 +62,43 @@ def _decode(raw: bytes, api_version: int | None, *, exact: bool) -> DecodeResult
             outcome = decode_event(event, authenticated, envelope, version)
             if type(outcome) is AttributeEvent:
                 result.events.append(outcome)
+                unknown = count_unknown_fields(event, outcome.attribute)
+                if unknown:
+                    counts = result.unknown_fields
+                    counts[outcome.attribute] = (
+                        counts.get(outcome.attribute, 0) + unknown
+                    )
             else:
                 result.dead_letters.append(outcome)  # type: ignore[arg-type]  # the other case
     return result
+
+
+# Keys an event or an attribute object may carry besides the attribute's fields.
+_EVENT_KEYS = frozenset(
+    {"sdeType", "serverTimeStamp", "originalTimeStamp", "isAuthenticated", *ATTRIBUTES}
+)
+_STAMP_KEYS = frozenset({"serverTimeStamp", "originalTimeStamp", "isAuthenticated"})
+_FIELD_NAMES = {
+    key: frozenset(name for name, _ in spec.fields) for key, spec in ATTRIBUTES.items()
+}
+
+
+def count_unknown_fields(event: dict[str, Any], attribute_key: str) -> int:
+    """How many keys of a decoded event no schema knows (they are dropped).
+
+    Counted at the event, the attribute object and, for double-nested types,
+    the inner object; keys inside product lines, contacts or dates are not.
+    """
+    fields = _FIELD_NAMES[attribute_key]
+    unknown = len(event.keys() - _EVENT_KEYS)
+    wrapper = event[attribute_key]
+    inner = wrapper.get(attribute_key) if ATTRIBUTES[attribute_key].nested else None
+    if type(inner) is dict:
+        unknown += len(wrapper.keys() - _STAMP_KEYS - {attribute_key})
+        unknown += len(inner.keys() - fields)
+    else:
+        unknown += len(wrapper.keys() - _STAMP_KEYS - fields - {attribute_key})
+    return unknown
 
 
 def _readable_conversation_id(record: Any, reason: str) -> str | None:

@@ -129,9 +129,12 @@ class DecodeResult:
         events: canonical events in record order (not yet deduplicated).
         dead_letters: record- or event-level dead letters.
         conversation_id: the record's conversation id, when it could be read.
+        unknown_fields: attribute key -> how many fields of its decoded events
+            no schema knows (dropped), at event, wrapper and field level.
     """
 
     api_version: int
     events: list[AttributeEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     conversation_id: str | None = None
+    unknown_fields: dict[str, int] = field(default_factory=dict)

@@ -60,6 +60,8 @@ class BatchOutcome:
     published: Counter[str] = field(default_factory=Counter)
     # attribute key -> number of repeats that were not published again
     duplicates: Counter[str] = field(default_factory=Counter)
+    # attribute key -> fields no schema knows, dropped from decoded events
+    unknown_fields: Counter[str] = field(default_factory=Counter)
     # (level, reason) -> number of dead letters
     dead_letters: Counter[tuple[str, str]] = field(default_factory=Counter)
     # source topic -> records and bytes read
@@ -182,6 +184,7 @@ class BatchProcessor:
         self._send_dead_letters(
             result.dead_letters, record, result.api_version, outcome
         )
+        outcome.unknown_fields.update(result.unknown_fields)
 
         if not result.events or conversation is None:
             return

@@ -184,6 +184,13 @@ def test_counters_equal_the_expected_outcomes_label_by_label(
     assert set(letters) == known
     assert {key: n for key, n in letters.items() if n} == dict(expect.dead_letters)
 
+    # Only the extra-fields edge case carries fields no schema knows: two in
+    # its customerInfo object and one beside it on the event.
+    unknown = by_label(
+        samples, "engagement_stream_unknown_fields_dropped_total", "attribute"
+    )
+    assert {key: n for key, n in unknown.items() if n} == {("customerInfo",): 3}
+
     duplicates = by_label(
         samples, "engagement_stream_duplicates_suppressed_total", "attribute"
     )

@@ -116,3 +116,16 @@ def test_the_state_changes_only_when_the_caller_remembers() -> None:
 
     retry = processor.process(records("records-v2.jsonl", 2), state)
     assert len(retry.messages) == len(first.messages)
+
+
+def test_unknown_fields_are_counted_per_attribute() -> None:
+    path = CORPUS / "edge" / "v2-extra-unexpected-fields.json"
+    record = RawRecord(
+        path.read_bytes(), None, [], SourcePosition("conversations", 0, 0, None)
+    )
+    processor = BatchProcessor(from_env({}), SchemaRegistry.load())
+
+    outcome = processor.process([record], InMemorySeenEvents())
+
+    assert outcome.unknown_fields == {"customerInfo": 3}
+    assert outcome.published == {"customerInfo": 1}
