@@ -68,7 +68,7 @@ def test_zero_series_exist_for_every_attribute(registry, metrics):
         assert value(registry, "events_published_total", **published) == 0
         for name in (
             "duplicates_suppressed_total",
-                "unknown_fields_dropped_total",
+            "unknown_fields_dropped_total",
         ):
             assert value(registry, name, attribute=attribute) == 0
 
