@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from stream.app import WorkerApp, build_app
 from stream.health import HealthServer, Readiness
 from stream.kafka_config import aiokafka_options
+from stream.log_setup import configure_logging
 from stream.metrics import Metrics
 from stream.schemas import SchemaRegistry
 from stream.settings import Settings, SettingsError, from_env
@@ -108,23 +109,6 @@ class ProbedWorker(faust.Worker):
         """Mark readiness as stopping (mode calls this first in ``stop``)."""
         self._readiness.on_stopping()
         await super().on_stop()
-
-
-def configure_logging(level: str) -> None:
-    """Log to stderr at ``level``; faust and aiokafka stay at WARNING below DEBUG.
-
-    Configuring logging here (instead of letting faust do it) keeps faust from
-    setting the root logger to DEBUG, which costs a sizeable share of CPU.
-    """
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    if level != "DEBUG":
-        for noisy in ("faust", "mode", "aiokafka"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 async def input_partitions(settings: Settings) -> int:
