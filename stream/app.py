@@ -212,6 +212,7 @@ class BatchRunner:
         wa.metrics.observe_produce_ack_seconds(time.perf_counter() - started)
 
         remember_all(outcome, wa.state)
+        await wa.state.written()
         for event in events:
             event.ack()
         self.count(outcome)

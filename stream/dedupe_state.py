@@ -16,6 +16,7 @@ conversation re-fetched after that republishes its events.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 import time
@@ -66,6 +67,8 @@ class TableSeenEvents:
         self.retention_ms = retention_seconds * 1000
         self.clock = clock
         self.expired_total = 0
+        # changelog writes handed to faust's producer, not yet confirmed
+        self.unwritten: list[Any] = []
 
     @property
     def store(self) -> Any:
@@ -101,7 +104,19 @@ class TableSeenEvents:
             )
             blob = blob[: HEADER_SIZE + kept * DIGEST_SIZE]
         self.store[conversation] = blob
-        self.table.send_changelog(partition, conversation, blob)
+        self.unwritten.append(self.table.send_changelog(partition, conversation, blob))
+
+    async def written(self) -> None:
+        """Wait until the broker has stored every changelog write made so far.
+
+        The worker acknowledges a batch's records only after this: if its
+        partition then moves to another worker (whose faust may discard this
+        worker's last commit), the new owner restores these digests and does
+        not publish the events again.
+        """
+        pending, self.unwritten = self.unwritten, []
+        if pending:
+            await asyncio.gather(*pending)
 
     def size(self) -> tuple[int, int]:
         """(conversations, digests) held in memory, for the metrics."""

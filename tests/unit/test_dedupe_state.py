@@ -10,8 +10,11 @@ class FakeTable:
         self.data: dict[bytes, bytes] = {}
         self.changelog: list[tuple[int, bytes, Any]] = []
 
-    def send_changelog(self, partition: int, key: bytes, value: Any) -> None:
+    def send_changelog(self, partition: int, key: bytes, value: Any) -> Any:
         self.changelog.append((partition, key, value))
+        return self.delivery
+
+    delivery: Any = None
 
 
 DIGESTS = {bytes([n]) * 16 for n in range(3)}
@@ -56,3 +59,22 @@ def test_fresh_entries_survive_a_sweep() -> None:
     state.remember(b"conv", set(DIGESTS), partition=0)
     assert state.expire({0}) == 0
     assert state.seen(b"conv") == DIGESTS
+
+
+def test_written_waits_for_every_changelog_write() -> None:
+    import asyncio
+
+    async def scenario() -> list[bool]:
+        table = FakeTable()
+        table.delivery = asyncio.get_running_loop().create_future()
+        state = TableSeenEvents(table, retention_seconds=60, clock=lambda: 1000.0)
+        state.remember(b"conv", set(DIGESTS), partition=0)
+
+        waiting = asyncio.create_task(state.written())
+        await asyncio.sleep(0)
+        before = waiting.done()
+        table.delivery.set_result("stored")
+        await waiting
+        return [before, waiting.done(), state.unwritten == []]
+
+    assert asyncio.run(scenario()) == [False, True, True]
