@@ -60,6 +60,7 @@ class WorkerApp:
     state: TableSeenEvents
     metrics: Metrics
     readiness: Readiness
+    runner: BatchRunner | None = None
 
 
 def build_app(
@@ -110,6 +111,7 @@ def build_app(
     worker_app = WorkerApp(app, processor, state, metrics, readiness)
 
     runner = BatchRunner(worker_app, settings)
+    worker_app.runner = runner
     # A failed batch must stop the worker: faust's default supervisor would
     # restart the agent past the unacknowledged records, and the commit could
     # then never move beyond them.
@@ -128,7 +130,6 @@ class BatchRunner:
     def __init__(self, worker_app: WorkerApp, settings: Settings) -> None:
         self.worker_app = worker_app
         self.settings = settings
-        self.last_sweep = time.monotonic()
 
     async def agent(self, stream: Any) -> None:
         """Consume the input in batches until the worker stops.
@@ -216,7 +217,6 @@ class BatchRunner:
         for event in events:
             event.ack()
         self.count(outcome)
-        self.maybe_sweep()
 
     async def send_all(self, messages: list[Outgoing]) -> list[Any]:
         """Hand every message to the producer; return their delivery futures."""
@@ -273,19 +273,16 @@ class BatchRunner:
         if outcome.event_timestamps_ms:
             metrics.observe_event_lag(outcome.event_timestamps_ms)
 
-    def maybe_sweep(self) -> None:
-        """Expire old conversations from the dedupe state now and then."""
-        now = time.monotonic()
-        if now - self.last_sweep < EXPIRY_SWEEP_SECONDS:
-            return
-        self.last_sweep = now
+    def sweep(self) -> None:
+        """Expire old conversations from the partitions this worker owns.
 
+        Called by the worker on a timer, so an idle worker sweeps too. It does
+        not await, so it never interleaves with a batch's own state changes.
+        """
         wa = self.worker_app
         actives = {tp.partition for tp in wa.app.assignor.assigned_actives()}
         expired = wa.state.expire(actives)
         wa.metrics.count_dedupe_expired(expired)
-        conversations, _ = wa.state.size()
-        wa.metrics.set_dedupe_keys(conversations)
 
 
 class PendingSeenEvents:

@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from faust.sensors.monitor import Monitor
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
-from stream.app import WorkerApp, build_app
+from stream.app import EXPIRY_SWEEP_SECONDS, WorkerApp, build_app
 from stream.health import HealthServer, Readiness
 from stream.kafka_config import aiokafka_options
 from stream.log_setup import configure_logging
@@ -200,6 +200,7 @@ class Worker:
         tasks = [
             loop.create_task(self._watchdog(worker)),
             loop.create_task(self._report_lag()),
+            loop.create_task(self._sweep_dedupe_state()),
         ]
         try:
             worker.execute_from_commandline()
@@ -269,6 +270,15 @@ class Worker:
                 lags[(tp.topic, tp.partition)] = max(0, end - committed)
             self.metrics.set_consumer_lag(lags)
             self.readiness.on_lag(sum(lags.values()))
+            self.metrics.set_dedupe_keys(len(self.wapp.state.store))
+
+    async def _sweep_dedupe_state(self) -> None:
+        """Expire old dedupe entries once a minute, busy or idle."""
+        runner = self.wapp.runner
+        assert runner is not None
+        while True:
+            await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
+            runner.sweep()
 
 
 def _hard_exit() -> None:
