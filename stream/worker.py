@@ -104,6 +104,9 @@ class ProbedWorker(faust.Worker):
     def __init__(self, *args: Any, readiness: Readiness, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._readiness = readiness
+        # faust draws a terminal spinner even when quiet; in a log file its
+        # cursor codes are garbage.
+        self.spinner = None
 
     async def on_stop(self) -> None:
         """Mark readiness as stopping (mode calls this first in ``stop``)."""
