@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,6 +75,10 @@ def read_records(path: str) -> list[bytes]:
     if path == "-":
         data = sys.stdin.buffer.read()
     else:
+        mode = os.stat(path).st_mode
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            # /dev/zero or a disk would be read without end.
+            raise OSError(f"{path}: a device, not a file of records")
         data = Path(path).read_bytes()
         if path.endswith(".json"):
             return [data]
