@@ -106,7 +106,8 @@ def _readable_conversation_id(record: Any, reason: str) -> str | None:
         return None
     info = record.get("info")
     conversation_id = info.get("conversationId") if type(info) is dict else None
-    return conversation_id if type(conversation_id) is str else None
+    # An empty id is no id: it must not key the dead letter or a forward.
+    return conversation_id if type(conversation_id) is str and conversation_id else None
 
 
 def decode_event(

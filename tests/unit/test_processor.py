@@ -129,3 +129,15 @@ def test_unknown_fields_are_counted_per_attribute() -> None:
 
     assert outcome.unknown_fields == {"customerInfo": 3}
     assert outcome.published == {"customerInfo": 1}
+
+
+def test_an_empty_conversation_id_is_a_dead_letter_here_not_a_forward() -> None:
+    raw = b'{"info": {"conversationId": ""}, "unAuthSdes": {"events": []}}'
+    record = RawRecord(raw, b"k", [], SourcePosition("conversations", 0, 0, None))
+    processor = BatchProcessor(from_env({}), SchemaRegistry.load(), "by-id")
+
+    outcome = processor.process([record], InMemorySeenEvents())
+
+    assert outcome.forwarded == 0
+    assert outcome.dead_letters == {("record", "missing_conversation_id"): 1}
+    assert [m.key for m in outcome.messages] == [b"k"]
