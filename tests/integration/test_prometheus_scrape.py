@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -92,10 +93,16 @@ def prometheus_url(
     tmp_path_factory: pytest.TempPathFactory, health_port: int
 ) -> Iterator[str]:
     assert PROMETHEUS, "prometheus is missing on CI: dev/install-prometheus.sh failed?"
-    tmp_path = tmp_path_factory.mktemp("prometheus")
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), health_port) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_prometheus(tmp_path: Path, target_port: int) -> Iterator[str]:
+    """A real Prometheus on a free loopback port scraping 127.0.0.1:target_port."""
     port = free_port()
     config = tmp_path / "prometheus.yml"
-    config.write_text(scrape_config(health_port))
+    config.write_text(scrape_config(target_port))
     log = (tmp_path / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 import urllib.error
 from collections import Counter
@@ -21,15 +20,13 @@ import pytest
 
 from stream.attributes import ATTRIBUTES
 from stream.decoder import decode_record
-from stream.devbroker import DevBroker, free_port
+from stream.devbroker import DevBroker
 from stream.events import EVENT_LEVEL, EVENT_REASONS, RECORD_LEVEL, RECORD_REASONS
 from stream.schemas import SchemaRegistry
 from stream.topics import repartition_topic_name
 from tests.integration.test_prometheus_scrape import (
     query,
-    ready,
-    scrape_config,
-    stop,
+    running_prometheus,
     wait_for,
 )
 from tests.integration.worker_harness import (
@@ -212,29 +209,9 @@ def prometheus_url(
     corpus_run: CorpusRun, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     assert PROMETHEUS, "prometheus is missing: run dev/install-prometheus.sh"
-    tmp_path = tmp_path_factory.mktemp("prometheus")
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(scrape_config(corpus_run.port))
-    log = (tmp_path / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: ready(url, process), "Prometheus ready", tmp_path)
+    prometheus_dir = tmp_path_factory.mktemp("prometheus")
+    with running_prometheus(prometheus_dir, corpus_run.port) as url:
         yield url
-    finally:
-        stop(process)
-        log.close()
 
 
 def test_prometheus_scrapes_the_worker_and_sees_the_same_counts(
