@@ -270,8 +270,7 @@ class BatchRunner:
             metrics.count_duplicates(attribute, events)
         for attribute, fields in outcome.unknown_fields.items():
             metrics.count_unknown_fields(attribute, fields)
-        for (level, reason), letters in outcome.dead_letters.items():
-            metrics.dead_letters.labels(level=level, reason=reason).inc(letters)
+        metrics.count_dead_letter_tally(outcome.dead_letters)
         if outcome.event_timestamps_ms:
             metrics.observe_event_lag(outcome.event_timestamps_ms)
 

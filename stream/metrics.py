@@ -170,7 +170,12 @@ class Metrics:
 
     def count_dead_letters(self, dead_letters: Iterable[DeadLetter]) -> None:
         """Count a batch of dead letters by level and reason."""
-        tally = Tally((letter.level, letter.reason) for letter in dead_letters)
+        self.count_dead_letter_tally(
+            Tally((letter.level, letter.reason) for letter in dead_letters)
+        )
+
+    def count_dead_letter_tally(self, tally: Mapping[tuple[str, str], int]) -> None:
+        """Count dead letters already tallied as (level, reason) -> number."""
         for (level, reason), count in tally.items():
             self.dead_letters.labels(level=level, reason=reason).inc(count)
 
