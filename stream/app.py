@@ -21,6 +21,7 @@ from mode import CrashingSupervisor
 
 from stream.dead_letters import SourcePosition
 from stream.dedupe_state import TableSeenEvents
+from stream.faust_transport import WorkerFaustApp
 from stream.health import Readiness
 from stream.kafka_config import faust_broker_options
 from stream.metrics import Metrics
@@ -72,7 +73,7 @@ def build_app(
     monitor: Any = None,
 ) -> WorkerApp:
     """Create the faust app for a topic layout with ``partitions`` per topic."""
-    app = faust.App(
+    app = WorkerFaustApp(
         settings.app_id,
         monitor=monitor,
         **faust_broker_options(settings),
