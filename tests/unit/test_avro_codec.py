@@ -25,6 +25,7 @@ from stream.avro_codec import (
     SINGLE_OBJECT_MARKER,
     AvroDecodeError,
     AvroEncodeError,
+    _writer_for,
     decode_single_object,
     encode_single_object,
     single_object_fingerprint,
@@ -350,6 +351,129 @@ def test_errors_never_quote_the_value() -> None:
 def test_an_event_for_the_wrong_schema_is_refused() -> None:
     with pytest.raises(AvroEncodeError, match="sdeType"):
         encode_single_object(lead(), REGISTRY.newest("purchase"))
+
+
+# --- the direct writer -------------------------------------------------------
+
+
+def typed(event: dict[str, Any]) -> AttributeEvent:
+    """The AttributeEvent of a canonical event's JSON form."""
+    return AttributeEvent(
+        conversation_id=event["conversationId"],
+        brand_id=event["brandId"],
+        consumer_id=event["consumerId"],
+        api_version=event["apiVersion"],
+        authenticated=event["authenticated"],
+        sde_type=event["sdeType"],
+        attribute=event["attribute"],
+        server_timestamp_ms=event["serverTimeStamp"],
+        original_timestamp_ms=event["originalTimeStamp"],
+        payload=event["payload"],
+    )
+
+
+def checked_bytes(event: dict[str, Any], version: int) -> bytes:
+    """The frame written the checked way: converters, then fastavro."""
+    schema = REGISTRY.get(event["attribute"], version)
+    body = io.BytesIO()
+    datum = to_avro_datum(event, schema)
+    schemaless_writer(body, schema.parsed, datum, strict=True)
+    return schema.header + body.getvalue()
+
+
+def direct_bytes(event: dict[str, Any], version: int) -> bytes:
+    """The frame the direct writer gives an AttributeEvent (it raises if it cannot)."""
+    schema = REGISTRY.get(event["attribute"], version)
+    direct = _writer_for(schema).binary.write(typed(event))
+    assert encode_single_object(typed(event), schema) == direct
+    return direct
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_attribute_events_are_written_as_the_checked_path_writes_them(
+    version: int,
+) -> None:
+    for event in EVENTS:
+        assert direct_bytes(event, version) == checked_bytes(event, version)
+
+
+def many_lines() -> dict[str, Any]:
+    event = cart()
+    event["payload"]["products"] = event["payload"]["products"] * 40
+    return event
+
+
+LONG_TEXT = "é" * 70_000
+EDGE_VALUES = [
+    (lead, "payload.topic", "x" * 63),
+    (lead, "payload.topic", "x" * 64),
+    (lead, "payload.topic", LONG_TEXT),
+    (lead, "payload.topic", "日本語 🎉"),
+    (lead, "payload.topic", ""),
+    (lead, "payload.value", 5),
+    (lead, "payload.value", -0.0),
+    (lead, "payload.value", 1e300),
+    (lead, "payload.value", None),
+    (lead, "serverTimeStamp", 0),
+    (lead, "serverTimeStamp", -62_135_596_800_000),
+    (lead, "originalTimeStamp", 253_402_300_799_999),
+    (lead, "brandId", None),
+    (lead, "apiVersion", -(2**31)),
+    (info, "payload.companySize", 2**31 - 1),
+    (info, "payload.loginStatus", -1),
+    (info, "payload.lastPaymentDate", {"year": 2024, "month": 2, "day": 29}),
+    (cart, "payload.products", []),
+    (many_lines, "payload.numItems", 63),
+]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize(("make", "path", "value"), EDGE_VALUES)
+def test_edge_values_are_written_as_the_checked_path_writes_them(
+    version: int, make: Any, path: str, value: Any
+) -> None:
+    event = changed(make, path, value)
+
+    assert direct_bytes(event, version) == checked_bytes(event, version)
+
+
+def test_extreme_longs_are_written_as_the_checked_path_writes_them() -> None:
+    event = first("visitorError", "level")
+    for level in (-(2**63), -65, -64, -1, 0, 63, 64, 2**62, 2**63 - 1):
+        event["payload"]["level"] = level
+        assert direct_bytes(event, 2) == checked_bytes(event, 2)
+
+
+def refusal(event: AttributeEvent | dict[str, Any], version: int) -> tuple[str, str]:
+    schema = REGISTRY.get(event_attribute(event), version)
+    with pytest.raises(AvroEncodeError) as caught:
+        encode_single_object(event, schema)
+    return caught.value.reason, str(caught.value)
+
+
+def event_attribute(event: AttributeEvent | dict[str, Any]) -> str:
+    return event.attribute if isinstance(event, AttributeEvent) else event["attribute"]
+
+
+# Changes an AttributeEvent can hold (it always has every envelope key).
+TYPED_BAD_EVENTS = [p for p in BAD_EVENTS if "envelope key" not in str(p.id)]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize(("make", "path", "value", "reason", "field"), TYPED_BAD_EVENTS)
+def test_attribute_events_are_refused_as_their_json_form_is(
+    version: int, make: Any, path: str, value: Any, reason: str, field: str
+) -> None:
+    event = changed(make, path, value)
+
+    assert refusal(typed(event), version) == refusal(event, version)
+
+
+def test_an_unpaired_surrogate_is_refused_as_fastavro_refuses_it() -> None:
+    event = changed(lead, "payload.topic", "\ud800")
+
+    assert refusal(typed(event), 2) == refusal(event, 2)
+    assert refusal(typed(event), 2)[1].startswith("fastavro refused")
 
 
 # --- decoding errors ---------------------------------------------------------
