@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from stream.record import RecordError, nesting_depth, parse_record
+from stream.record import (
+    NeedsExactParse,
+    RecordError,
+    nesting_depth,
+    parse_fast,
+    parse_record,
+)
 
 
 def _nested(depth: int) -> bytes:
@@ -80,3 +87,24 @@ def test_deep_nesting_does_not_exhaust_the_stack() -> None:
         parse_record(b"[" * 100_000 + b"]" * 100_000)
 
     assert caught.value.reason == "nesting_too_deep"
+
+
+@pytest.mark.parametrize("depth", [255, 511, 512, 513, 1024, 1025, 5000])
+def test_the_fast_path_never_vouches_for_a_record_deeper_than_254(depth: int) -> None:
+    # The fast path's nesting check is orjson refusing to write a value more
+    # than 254 levels deep: any deeper record must go to the exact parser.
+    with pytest.raises(NeedsExactParse):
+        parse_fast(_nested(depth))
+
+
+def test_orjson_writes_254_levels_and_no_more() -> None:
+    # The limit parse_fast relies on (orjson is pinned; an upgrade must keep it).
+    assert orjson.dumps(orjson.loads(b"[" * 254 + b"]" * 254))
+    with pytest.raises(orjson.JSONEncodeError):
+        orjson.dumps(orjson.loads(b"[" * 255 + b"]" * 255))
+
+
+def test_many_shallow_brackets_take_the_fast_path() -> None:
+    raw = b'{"info": {}, "junk": [' + b",".join([b"[{}]"] * 600) + b"]}"
+
+    assert parse_fast(raw) == parse_record(raw, exact=True)
