@@ -30,6 +30,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # the arithmetic small whatever the literal says.
 _HUGE = 10**30
 _MAX_EXPONENT_DIGITS = 9
+# Up to this many plain digits (below _HUGE) are read with int() directly.
+_PLAIN_DIGITS = 30
 
 
 class CoercionError(Exception):
@@ -200,6 +202,9 @@ def exact_integer(value: Any, expected: str) -> int | None:
 
 def _integral_literal(literal: str) -> int | None:
     """The exact integer of a numeric literal, or None when it has a fraction."""
+    digits = literal[1:] if literal[0] in "+-" else literal
+    if len(digits) <= _PLAIN_DIGITS and digits.isascii() and digits.isdigit():
+        return int(literal)  # the common case (numeric text in v1), not Decimal
     number = Decimal(_clamp_exponent(literal))
     if number != number.to_integral_value():
         return None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from stream.coerce import (
     CoercionError,
+    exact_integer,
     to_boolean,
     to_count,
     to_date,
@@ -208,3 +210,22 @@ def test_fast_parser_values_without_source_text_ask_for_the_exact_parse(
 ) -> None:
     with pytest.raises(NeedsExactParse):
         coerce(value)
+
+
+PLAIN_DIGITS = ["0", "-0", "+0", "007", "+5", "-42", "2147483647", "9" * 30]
+NOT_PLAIN = ["-" + "9" * 31, "1" + "0" * 30, "12.0", "1e3", "-1.5", "1.5e1"]
+
+
+@pytest.mark.parametrize("text", PLAIN_DIGITS + NOT_PLAIN)
+def test_integral_text_reads_as_decimal_reads_it(text: str) -> None:
+    # Plain digits skip Decimal; the answer must be the one Decimal gives.
+    number = Decimal(text)
+    expected: Any = min(max(int(number), -(10**30)), 10**30)
+    if number != int(number):
+        expected = "type_mismatch"
+    try:
+        got: Any = exact_integer(text, "an integer")
+    except CoercionError as exc:
+        got = exc.reason
+
+    assert got == expected
