@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +50,7 @@ def read_envelope(record: Any) -> Envelope:
             "unexpected_envelope",
             "expected a conversation record (an object with an info object)",
         )
-    event_lists = tuple(_event_lists(record))
+    event_lists = _event_lists(record)
 
     conversation_id = info.get("conversationId")
     if type(conversation_id) is not str or not conversation_id:
@@ -61,20 +60,23 @@ def read_envelope(record: Any) -> Envelope:
         )
 
     brand_id = info.get("brandId")
-    participant_ids = list(_participant_ids(record))
-    _check_surrogates([conversation_id, brand_id, *participant_ids])
+    participant_ids = _participant_ids(record)
+    _check_surrogates(conversation_id, brand_id, participant_ids)
 
     return Envelope(
-        conversation_id=conversation_id,
-        brand_id=_identifier_text(brand_id),
-        consumer_id=next(
-            (_identifier_text(pid) for pid in participant_ids if _is_id(pid)), None
-        ),
-        event_lists=event_lists,
+        conversation_id,
+        _identifier_text(brand_id),
+        _consumer_id(participant_ids),
+        event_lists,
     )
 
 
-def _event_lists(record: dict[str, Any]) -> Iterator[tuple[bool, list[Any]]]:
+# Lists and loops rather than generators below: this runs once per record, and
+# a generator's set-up cost more than the work for the usual one or two items.
+
+
+def _event_lists(record: dict[str, Any]) -> tuple[tuple[bool, list[Any]], ...]:
+    found = []
     for key, authenticated in EVENT_LISTS:
         container = record.get(key)
         if container is None:
@@ -91,22 +93,35 @@ def _event_lists(record: dict[str, Any]) -> Iterator[tuple[bool, list[Any]]]:
                 "unexpected_envelope", f"expected {key}.events to be an array or null"
             )
         if events:
-            yield authenticated, events
+            found.append((authenticated, events))
+    return tuple(found)
 
 
-def _participant_ids(record: dict[str, Any]) -> Iterator[Any]:
+def _participant_ids(record: dict[str, Any]) -> list[Any]:
     """The participantId of every object entry of both participant lists."""
+    ids = []
     for key in PARTICIPANT_LISTS:
         entries = record.get(key)
         if type(entries) is not list:
             continue
         for entry in entries:
             if type(entry) is dict:
-                yield entry.get("participantId")
+                ids.append(entry.get("participantId"))
+    return ids
 
 
-def _check_surrogates(identifiers: list[Any]) -> None:
-    for value in identifiers:
+def _consumer_id(participant_ids: list[Any]) -> str | None:
+    """The first participant id that is text or a number, as text."""
+    for participant_id in participant_ids:
+        if _is_id(participant_id):
+            return _identifier_text(participant_id)
+    return None
+
+
+def _check_surrogates(
+    conversation_id: str, brand_id: Any, participant_ids: list[Any]
+) -> None:
+    for value in (conversation_id, brand_id, *participant_ids):
         if type(value) is str and not value.isascii() and _SURROGATE.search(value):
             raise RecordError(
                 "invalid_encoding",
