@@ -21,6 +21,7 @@ from stream.attributes import (
     Kind,
 )
 from stream.coerce import (
+    MAX_TEXT_CODE_POINTS,
     CoercionError,
     checked_text,
     mismatch,
@@ -35,8 +36,9 @@ from stream.coerce import (
 
 _LIST_KINDS = frozenset({Kind.PRODUCTS, Kind.CONTACTS, Kind.KEYWORDS})
 
-# A field table compiled for the hot loop: (name, coercion, absent is []).
-Plan = tuple[tuple[str, Callable[[Any], Any], bool], ...]
+# A field table compiled for the hot loop: (name, coercion, absent is [],
+# a text field).
+Plan = tuple[tuple[str, Callable[[Any], Any], bool, bool], ...]
 
 
 def build_payload(spec: AttributeSpec, attribute: dict[str, Any]) -> dict[str, Any]:
@@ -73,10 +75,19 @@ def _field_source(spec: AttributeSpec, attribute: dict[str, Any]) -> dict[str, A
 def decode_fields(source: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """The typed values of the planned fields of one object, in field order."""
     out: dict[str, Any] = {}
-    for name, coerce, is_list in plan:
+    for name, coerce, is_list, is_text in plan:
         value = source.get(name)
         if value is None:
             out[name] = [] if is_list else None
+            continue
+        if (
+            is_text
+            and type(value) is str
+            and value.isascii()
+            and len(value) <= MAX_TEXT_CODE_POINTS
+        ):
+            # to_string's commonest case, without the call: text kept as is.
+            out[name] = value
             continue
         try:
             out[name] = coerce(value)
@@ -88,7 +99,10 @@ def decode_fields(source: dict[str, Any], plan: Plan) -> dict[str, Any]:
 
 def compile_fields(fields: tuple[Field, ...]) -> Plan:
     """The plan for a field table (coercions looked up once, not per value)."""
-    return tuple((name, _coercion(kind), kind in _LIST_KINDS) for name, kind in fields)
+    return tuple(
+        (name, _coercion(kind), kind in _LIST_KINDS, kind is Kind.STRING)
+        for name, kind in fields
+    )
 
 
 def _coercion(kind: Kind) -> Callable[[Any], Any]:
