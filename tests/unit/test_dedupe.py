@@ -40,6 +40,34 @@ def test_canonical_form_is_jcs() -> None:
     assert text == '{"a":"é\\n","b":[1,3,null,true],"c":100000000000000000000}'
 
 
+def test_keys_sort_by_utf16_code_units() -> None:
+    # U+1F600 is the surrogate pair D83D DE00 in UTF-16, so it sorts before
+    # U+FF61, unlike in code point order; ASCII keys sort as plain text.
+    value = {"\U0001f600": 1, "\uff61": 2, "b": 3, "a": 4, "é": 5}
+
+    assert canonical_json(value) == '{"a":4,"b":3,"é":5,"\U0001f600":1,"\uff61":2}'
+    # The same keys in another order, after the order above was remembered.
+    assert canonical_json(dict(reversed(value.items()))) == canonical_json(value)
+
+
+class Text(str):
+    pass
+
+
+class Number(int):
+    pass
+
+
+class Double(float):
+    pass
+
+
+def test_subclasses_of_json_types_are_written_as_their_base() -> None:
+    value = {"t": Text("x\n"), "n": Number(7), "d": Double(2.0), "b": [True]}
+
+    assert canonical_json(value) == '{"b":[true],"d":2,"n":7,"t":"x\\n"}'
+
+
 @pytest.mark.parametrize(
     ("number", "text"),
     [
