@@ -14,14 +14,15 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 from mode import CrashingSupervisor
 
 from stream.dead_letters import SourcePosition
-from stream.dedupe_state import TableSeenEvents
-from stream.faust_transport import WorkerFaustApp
+from stream.dedupe_state import ChangelogSender, TableSeenEvents
+from stream.faust_transport import ShortPollConsumer, WorkerFaustApp
+from stream.handoff import Handoff
 from stream.health import Readiness
 from stream.kafka_config import faust_broker_options
 from stream.metrics import Metrics
@@ -107,11 +108,15 @@ def build_app(
         partitions=partitions,
         help="Dedupe digests of the events each conversation published.",
     )
-    state = TableSeenEvents(table, settings.dedupe_retention_seconds)
+    state = TableSeenEvents(
+        table, settings.dedupe_retention_seconds, _changelog_sender(app, table)
+    )
     processor = BatchProcessor(settings, registry, repartition_topic=repartition)
     worker_app = WorkerApp(app, processor, state, metrics, readiness)
 
-    runner = BatchRunner(worker_app, settings)
+    runner = BatchRunner(
+        worker_app, settings, frozenset({settings.input_topic_name, repartition})
+    )
     worker_app.runner = runner
     # A failed batch must stop the worker: faust's default supervisor would
     # restart the agent past the unacknowledged records, and the commit could
@@ -128,86 +133,76 @@ def build_app(
 class BatchRunner:
     """The agent body: batches in, outputs produced and acknowledged, records acked."""
 
-    def __init__(self, worker_app: WorkerApp, settings: Settings) -> None:
+    def __init__(
+        self, worker_app: WorkerApp, settings: Settings, input_topics: frozenset[str]
+    ) -> None:
         self.worker_app = worker_app
         self.settings = settings
+        self.input_topics = input_topics
 
     async def agent(self, stream: Any) -> None:
         """Consume the input in batches until the worker stops.
 
-        Events are taken straight from the agent's channel queue: faust's
-        stream iteration and ``take`` cost more per event than the whole
-        decode. While one batch waits for its acknowledgements, the next one
-        is taken, decoded and sent; a batch's records are still acknowledged
-        only after all its outputs, and batches finish in order.
+        The worker's consumer puts fetched batches on a ``Handoff`` instead of
+        passing each message through the agent's channel (see
+        ``faust_transport``); the stream is only iterated to subscribe to the
+        topics. While one batch waits for its acknowledgements, the next one is
+        taken, decoded and sent; a batch's records are still acknowledged only
+        after all its outputs, and batches finish in order.
         """
-        # TODO(throughput): faust's fetch loop still starts two tasks per message
-        # to put it on this queue, which caps input near 1,400 records/s here.
-        queue = aiter(stream.channel).queue
+        app = self.worker_app.app
+        aiter(stream.channel)  # subscribes the consumer to the topics
+        handoff = Handoff()
+        consumer = cast(ShortPollConsumer, app.consumer)
+        consumer.hand_over(self.input_topics, handoff)
         finishing: asyncio.Task[None] | None = None
         in_flight: BatchOutcome | None = None
         try:
             while True:
-                try:
-                    events = await self.take(queue)
-                except StopAsyncIteration:
-                    return  # faust ends the channel when the worker stops
+                messages = await self.take(handoff)
+                if not messages:
+                    continue
                 outcome = self.worker_app.processor.process(
-                    [_raw_record(event) for event in events],
+                    [_raw_record(message) for message in messages],
                     PendingSeenEvents(self.worker_app.state, in_flight),
                 )
                 sends = await self.send_all(outcome.messages)
 
                 if finishing is not None:
                     await finishing
-                finishing = asyncio.create_task(self.finish(sends, outcome, events))
+                finishing = asyncio.create_task(self.finish(sends, outcome, messages))
                 in_flight = outcome
         finally:
             if finishing is not None and not finishing.done():
                 finishing.cancel()
 
-    async def take(self, queue: Any) -> list[Any]:
-        """Wait for one event, then gather up to a batch within the batch window."""
-        limit = self.settings.batch_size
-        events: list[Any] = []
-        while not events:
-            self.admit(await queue.get(), events)
-        deadline = time.monotonic() + self.settings.batch_within_seconds
-        while len(events) < limit:
-            if not queue.empty():
-                self.admit(queue.get_nowait(), events)
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                self.admit(await asyncio.wait_for(queue.get(), remaining), events)
-            except TimeoutError:
-                break
-        return events
+    async def take(self, handoff: Handoff) -> list[Any]:
+        """The next batch of messages this worker may still process."""
+        settings = self.settings
+        fetched = await handoff.take(settings.batch_size, settings.batch_within_seconds)
+        return [message for message in fetched if self.admit(message)]
 
-    def admit(self, event: Any, events: list[Any]) -> None:
-        """Keep an event unless a rebalance took its partition; track it for acks.
+    def admit(self, message: Any) -> bool:
+        """Keep a message unless a rebalance took its partition; track it for acks.
 
         This is what faust's stream iteration does before handing an event on:
-        an event fetched before a rebalance belongs to the old assignment, and
+        a message fetched before a rebalance belongs to the old assignment, and
         a tracked message makes faust wait for its ack before committing on
         revocation, so a partition moves with nothing of it in flight.
         """
         app = self.worker_app.app
-        message = event.message
         if (
             not app.flow_control.is_active()
             or message.generation_id != app.consumer_generation_id
         ):
-            return
+            return False
         if not message.tracked:
             message.tracked = True
             app.consumer.track_message(message)
-        events.append(event)
+        return True
 
     async def finish(
-        self, sends: list[Any], outcome: BatchOutcome, events: Sequence[Any]
+        self, sends: list[Any], outcome: BatchOutcome, messages: Sequence[Any]
     ) -> None:
         """Wait for a batch's outputs, then store its dedupe digests and ack it."""
         wa = self.worker_app
@@ -217,8 +212,9 @@ class BatchRunner:
 
         remember_all(outcome, wa.state)
         await wa.state.written()
-        for event in events:
-            event.ack()
+        consumer = wa.app.consumer
+        for message in messages:
+            message.ack(consumer)
         self.count(outcome)
 
     async def send_all(self, messages: list[Outgoing]) -> list[Any]:
@@ -275,16 +271,23 @@ class BatchRunner:
         if outcome.event_timestamps_ms:
             metrics.observe_event_lag(outcome.event_timestamps_ms)
 
-    def sweep(self) -> None:
+    async def sweep(self) -> None:
         """Expire old conversations from the partitions this worker owns.
 
-        Called by the worker on a timer, so an idle worker sweeps too. It does
-        not await, so it never interleaves with a batch's own state changes.
+        Called by the worker on a timer, so an idle worker sweeps too. The
+        expiry itself does not await, so it never interleaves with a batch's
+        own state changes; only sending the tombstones does.
         """
         wa = self.worker_app
         actives = {tp.partition for tp in wa.app.assignor.assigned_actives()}
         expired = wa.state.expire(actives)
         wa.metrics.count_dedupe_expired(expired)
+        try:
+            await wa.state.written()
+        except Exception as exc:
+            # Harmless: the entries are gone from memory; a restart restores
+            # them from the changelog and the next sweep expires them again.
+            log.warning("dedupe state: tombstones not written (%s)", exc)
 
 
 class PendingSeenEvents:
@@ -313,8 +316,18 @@ class PendingSeenEvents:
         self.state.remember(conversation, digests, partition)
 
 
-def _raw_record(event: Any) -> RawRecord:
-    message = event.message
+def _changelog_sender(app: faust.App, table: Any) -> ChangelogSender:
+    """Send one message to the table's changelog through the app's producer."""
+
+    async def send(partition: int, key: bytes, value: bytes | None) -> Any:
+        # Looked up per call: the producer exists only once the app runs.
+        topic = table.changelog_topic.get_topic_name()
+        return await app.producer.send(topic, key, value, partition, None, None)
+
+    return send
+
+
+def _raw_record(message: Any) -> RawRecord:
     return RawRecord(
         value=message.value,
         key=message.key,

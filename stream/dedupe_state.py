@@ -20,7 +20,7 @@ import asyncio
 import logging
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from stream.dead_letters import MAX_MESSAGE_BYTES
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">QH")
 HEADER_SIZE = _HEADER.size
+
+# Hands one changelog message (partition, key, value or None for a tombstone)
+# to the producer and returns the future of its delivery.
+ChangelogSender = Callable[[int, bytes, bytes | None], Awaitable[Awaitable[Any]]]
 
 
 def pack(digests: set[bytes], partition: int, now_ms: int) -> bytes:
@@ -55,20 +59,27 @@ class TableSeenEvents:
     that is whichever event arrived last, possibly of another partition. So this
     class writes the table's store and its changelog itself, always to the
     partition the conversation was read from.
+
+    Changelog messages go straight to the producer. faust's own path queues them
+    in a buffer that a separate task sends one at a time, and its fetch loop
+    stops reading input while that buffer holds over 100 messages, which every
+    batch that updates a few hundred conversations would fill.
     """
 
     def __init__(
         self,
         table: Any,
         retention_seconds: int,
+        send_changelog: ChangelogSender,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.table = table
         self.retention_ms = retention_seconds * 1000
+        self.send_changelog = send_changelog
         self.clock = clock
         self.expired_total = 0
-        # changelog writes handed to faust's producer, not yet confirmed
-        self.unwritten: list[Any] = []
+        # changelog messages (partition, key, value) not yet handed to the producer
+        self.unwritten: list[tuple[int, bytes, bytes | None]] = []
 
     @property
     def store(self) -> Any:
@@ -104,19 +115,23 @@ class TableSeenEvents:
             )
             blob = blob[: HEADER_SIZE + kept * DIGEST_SIZE]
         self.store[conversation] = blob
-        self.unwritten.append(self.table.send_changelog(partition, conversation, blob))
+        self.unwritten.append((partition, conversation, blob))
 
     async def written(self) -> None:
-        """Wait until the broker has stored every changelog write made so far.
+        """Send every changelog change made so far; wait until the broker has them.
 
         The worker acknowledges a batch's records only after this: if its
         partition then moves to another worker (whose faust may discard this
         worker's last commit), the new owner restores these digests and does
         not publish the events again.
         """
-        pending, self.unwritten = self.unwritten, []
-        if pending:
-            await asyncio.gather(*pending)
+        changes, self.unwritten = self.unwritten, []
+        deliveries = [
+            await self.send_changelog(partition, key, value)
+            for partition, key, value in changes
+        ]
+        if deliveries:
+            await asyncio.gather(*deliveries)
 
     def size(self) -> tuple[int, int]:
         """(conversations, digests) held in memory, for the metrics."""
@@ -131,7 +146,8 @@ class TableSeenEvents:
         """Forget conversations not updated within the retention; return how many.
 
         Only partitions this worker owns are swept: a standby copy is cleaned by
-        the tombstone its owner writes to the changelog.
+        the tombstone its owner writes to the changelog. The tombstones go out
+        with the next ``written()``.
         """
         now_ms = self._now_ms()
         expired = []
@@ -142,7 +158,7 @@ class TableSeenEvents:
 
         for conversation, partition in expired:
             del self.store[conversation]
-            self.table.send_changelog(partition, conversation, None)
+            self.unwritten.append((partition, conversation, None))
         if expired:
             log.info("dedupe state: expired %d conversations", len(expired))
         self.expired_total += len(expired)

@@ -1,25 +1,36 @@
-"""The faust app class the worker runs: faust's Kafka transport with one fix.
+"""The faust app class the worker runs: faust's Kafka transport with two changes.
 
-The worker's consumer reads the input topic and the repartition topic, and the
-repartition topic is usually empty. aiokafka keeps one fetch request in flight
-per broker, and the broker holds a request until some partition in it has data
-or the request's maximum wait passes. faust asks for 1.5 s. Once the input
-partitions' records are buffered in the client, the next request holds only
-the empty repartition partitions, and it blocks every further fetch, of the
-input too, for those 1.5 s. Measured on a broker on the same machine, the
-worker spent half its time waiting on such requests and ran at half the rate
-of a plain aiokafka loop.
+Short fetch wait. The worker's consumer reads the input topic and the
+repartition topic, and the repartition topic is usually empty. aiokafka keeps
+one fetch request in flight per broker, and the broker holds a request until
+some partition in it has data or the request's maximum wait passes. faust asks
+for 1.5 s. Once the input partitions' records are buffered in the client, the
+next request holds only the empty repartition partitions, and it blocks every
+further fetch, of the input too, for those 1.5 s. Measured on a broker on the
+same machine, the worker spent half its time waiting on such requests. A short
+maximum wait keeps the empty partitions from holding up the input; an idle
+worker then sends a fetch request about ten times a second per broker.
 
-A short maximum wait keeps the empty partitions from holding up the input; an
-idle worker then sends a fetch request about ten times a second per broker.
+Batch hand-off. faust's fetch loop passes each message to the agent's channel
+through two new asyncio tasks and a chain of callbacks. For the topics an agent
+registers with ``hand_over``, this consumer instead puts each fetched batch on
+the agent's ``Handoff`` whole. Everything else about fetching is faust's: the
+same ``getmany`` (rebalance generations, paused partitions), read offsets, gap
+tracking for commits, commit-every, and giving up a hand-off when a rebalance
+suspends the flow, as faust gives up a message. Other topics (table changelogs
+during recovery) still go through faust's own callback.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
+
+from stream.handoff import Handoff
 
 # How long the broker may hold a fetch request that has no data to return.
 FETCH_MAX_WAIT_MS = 100
@@ -37,10 +48,91 @@ class ShortPollConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 
 
 class ShortPollConsumer(aiokafka_driver.Consumer):
-    """faust's aiokafka consumer, running the short-poll consumer thread."""
+    """faust's aiokafka consumer with a short fetch wait and batch hand-off."""
+
+    handoff: Handoff | None = None
+    handoff_topics: frozenset[str] = frozenset()
 
     def _new_consumer_thread(self) -> Any:
         return ShortPollConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def hand_over(self, topics: frozenset[str], handoff: Handoff) -> None:
+        """From now on, put messages of ``topics`` on ``handoff`` in batches."""
+        self.handoff_topics = topics
+        self.handoff = handoff
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Fetch until stopped; hand messages over in batches or one by one."""
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                fetched = self.getmany(timeout=1.0)
+                # getmany can return at once for a long time; let others run.
+                await self.sleep(0)
+                if not self.should_stop:
+                    await self._deliver(fetched)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _deliver(self, fetched: Any) -> None:
+        """Deliver one fetch: batch the hand-off topics, call back for the rest."""
+        batch: list[Any] = []
+        async for tp, message in fetched:
+            if not await self._is_next(tp, message):
+                continue
+            if message.topic in self.handoff_topics:
+                batch.append(message)
+            else:
+                await self._hand_batch_over(batch)
+                batch = []
+                await self.wait_first(self.callback(message), self.suspend_flow.wait())
+            self._read_offset[tp] = message.offset
+        await self._hand_batch_over(batch)
+
+    async def _is_next(self, tp: Any, message: Any) -> bool:
+        """Check a message as faust does: skip repeats, note gaps, commit every N."""
+        offset = message.offset
+        read_offset = self._read_offset[tp]
+        if read_offset is not None and offset < read_offset:
+            return False
+        # Offsets skipped by compaction or transaction markers are never
+        # acknowledged; faust must know them to commit past them.
+        if (
+            read_offset is not None
+            and offset - read_offset > 1
+            and self.app.topics.acks_enabled_for(message.topic)
+        ):
+            await self._add_gap(tp, read_offset + 1, offset)
+        commit_every = self._commit_every
+        if commit_every is not None and self._n_acked >= commit_every:
+            self._n_acked = 0
+            await self.commit()
+        return True
+
+    async def _hand_batch_over(self, batch: list[Any]) -> None:
+        """Put a batch on the hand-off unless a rebalance suspends the flow first.
+
+        A batch given up here was neither tracked nor acknowledged, so its
+        records are fetched again from the committed offset after the rebalance.
+        """
+        if batch and self.handoff is not None:
+            await self.wait_first(self.handoff.put(batch), self.suspend_flow.wait())
 
 
 class ShortPollTransport(aiokafka_driver.Transport):

@@ -281,7 +281,7 @@ class Worker:
         assert runner is not None
         while True:
             await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
-            runner.sweep()
+            await runner.sweep()
 
 
 def _hard_exit() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -9,11 +10,11 @@ import pytest
 
 from stream import decoder
 from stream.dead_letters import MAX_MESSAGE_BYTES, SourcePosition
-from stream.dedupe_state import HEADER_SIZE, TableSeenEvents
+from stream.dedupe_state import HEADER_SIZE
 from stream.processor import BatchProcessor, InMemorySeenEvents, RawRecord
 from stream.schemas import SchemaRegistry
 from stream.settings import from_env
-from tests.unit.test_dedupe_state import FakeTable
+from tests.unit.test_dedupe_state import new_state
 
 CONVERSATION = "c0ffee00-0000-4000-8000-00000000adv1"
 LEAD = (
@@ -184,14 +185,15 @@ def test_a_miskeyed_record_too_large_to_forward_is_processed_in_place() -> None:
 def test_a_dedupe_state_entry_fits_in_one_changelog_message() -> None:
     # 16 bytes per published event: 70,000 events of one conversation made a
     # 1.1 MB changelog message, which Kafka refused, stopping the worker.
-    table = FakeTable()
-    state = TableSeenEvents(table, retention_seconds=60, clock=lambda: 1000.0)
+    state, _, changelog = new_state()
     digests = {n.to_bytes(16, "big") for n in range(70_000)}
     conversation = b"c" * 1000
 
     state.remember(conversation, set(digests), partition=3)
+    asyncio.run(state.written())
 
-    ((partition, key, blob),) = table.changelog
+    ((partition, key, blob),) = changelog.sent
+    assert blob is not None
     assert (partition, key) == (3, conversation)
     assert len(key) + len(blob) <= 1_000_000
     kept = state.seen(conversation)
