@@ -1,10 +1,14 @@
 """Runs of the worker or the reference loop against a broker, and what they did.
 
 A run gets its own output topics and consumer group but reads a shared input
-topic that already holds every record, so start-up and group join happen before
-the first output. The output topics' end offsets are sampled every 100 ms; the
-rate is taken between 10% and 90% of the run's outputs, and not before every
-process of the group holds its partitions (a second worker's join moves them).
+topic that already holds every record. The output topics' end offsets and each
+process's CPU time are sampled every 100 ms. The rate is taken between 10% and
+90% of the run's outputs, and only while every process of the group holds its
+partitions and has work: from the first to the last sample at which each
+process is busy (using at least a quarter of a core). Without the last rule a
+pair would be timed partly as one worker: the worker that joins second first
+restores the dedupe state of the partitions it takes over, so the first one
+runs out of input earlier and idles while the other finishes.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ from stream.topics import TopicPlan, ensure_topics
 
 BENCH = Path(__file__).resolve().parent
 SAMPLE_SECONDS = 0.1
+# A process using less CPU than this over the last BUSY_SAMPLES samples is
+# waiting (for partitions, for a rebalance, for input), not working.
+BUSY_CORES = 0.25
+BUSY_SAMPLES = 5
 RUN_TIMEOUT_SECONDS = 1800.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -42,6 +50,7 @@ class Sample:
     at: float
     outputs: int
     cpu_seconds: float
+    cpu_by_process: tuple[float, ...] = ()
 
 
 @dataclass
@@ -52,6 +61,8 @@ class RunResult:
     processes: int
     outputs: int = 0
     events_per_second: float = 0.0
+    # all outputs over the time from the first output to the last one
+    whole_run_events_per_second: float = 0.0
     cpu_us_per_event: float = 0.0
     peak_rss_mb: float = 0.0
     samples: list[Sample] = field(default_factory=list)
@@ -171,8 +182,8 @@ async def watch(
                 if child.poll() is not None:
                     raise RuntimeError(f"a {child.args} process exited early")
             count = sum((await probe.end_offsets(out_tps)).values())
-            cpu = sum(cpu_seconds(child.pid) for child in children)
-            samples.append(Sample(time.monotonic(), count, cpu))
+            by_process = tuple(cpu_seconds(child.pid) for child in children)
+            samples.append(Sample(time.monotonic(), count, sum(by_process), by_process))
             if stable_at is None and await probe.stable(len(children)):
                 stable_at = samples[-1].at
             if count and await probe.committed_all(input_end):
@@ -186,16 +197,43 @@ async def watch(
 
 
 def summarize(samples: list[Sample], stable_at: float, processes: int) -> RunResult:
-    """Events per second and CPU per event between 10% and 90% of the outputs."""
+    """Events per second and CPU per event while every process works.
+
+    The window runs between 10% and 90% of the outputs, after the group is
+    stable, from the first to the last sample at which every process is busy.
+    """
     total = samples[-1].outputs
-    first = next(s for s in samples if s.outputs >= 0.1 * total and s.at >= stable_at)
-    last = next(s for s in samples if s.outputs >= 0.9 * total)
+    busy = [
+        i >= BUSY_SAMPLES and all_busy(samples[i - BUSY_SAMPLES], samples[i])
+        for i in range(len(samples))
+    ]
+    window = [
+        i
+        for i, s in enumerate(samples)
+        if busy[i] and s.at >= stable_at and 0.1 * total <= s.outputs <= 0.9 * total
+    ]
     result = RunResult(kind="", processes=processes, outputs=total, samples=samples)
+    started = next(s.at for s in samples if s.outputs > 0)
+    ended = next(s.at for s in samples if s.outputs == total)
+    if ended > started:
+        result.whole_run_events_per_second = total / (ended - started)
+    if len(window) < 2:
+        return result
+    first, last = samples[window[0]], samples[window[-1]]
     events = last.outputs - first.outputs
     if last.at > first.at and events > 0:
         result.events_per_second = events / (last.at - first.at)
         result.cpu_us_per_event = (last.cpu_seconds - first.cpu_seconds) / events * 1e6
     return result
+
+
+def all_busy(before: Sample, after: Sample) -> bool:
+    """Whether every process used at least BUSY_CORES between two samples."""
+    seconds = after.at - before.at
+    return seconds > 0 and all(
+        (end - start) / seconds >= BUSY_CORES
+        for start, end in zip(before.cpu_by_process, after.cpu_by_process, strict=True)
+    )
 
 
 class Probe:

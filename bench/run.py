@@ -8,6 +8,9 @@ last, one line of ratios:
 ``bench: decode_vs_json=<x> e2e_vs_reference=<y> scaleout=<z> rss_mb=<m>``.
 The machine is shared and noisy, so runs alternate (reference, worker, two
 workers, and again) and each ratio is taken between medians of the same run.
+"events/s" is the rate while every process of a run has work (see measure.py);
+"whole run" is every output over the time from the first output to the last,
+start-up, rebalance and uneven finish included.
 """
 
 from __future__ import annotations
@@ -85,8 +88,8 @@ async def throughput_section(
     results: dict[str, list[measure.RunResult]] = {"ref": [], "worker": [], "pair": []}
     plan = [("ref", "reference", 1), ("worker", "worker", 1), ("pair", "worker", 2)]
     print(
-        f"{'run':<8}{'events/s':>10}{'CPU us/event':>14}{'peak RSS MB':>13}"
-        f"{'outputs':>10}"
+        f"{'run':<8}{'events/s':>10}{'whole run':>11}{'CPU us/event':>14}"
+        f"{'peak RSS MB':>13}{'outputs':>10}"
     )
     for _ in range(cycles):
         for name, kind, processes in plan:
@@ -94,6 +97,7 @@ async def throughput_section(
             results[name].append(result)
             print(
                 f"{name:<8}{result.events_per_second:>10,.0f}"
+                f"{result.whole_run_events_per_second:>11,.0f}"
                 f"{result.cpu_us_per_event:>14.0f}{result.peak_rss_mb:>13.0f}"
                 f"{result.outputs:>10}"
             )
