@@ -78,20 +78,21 @@ def decode_costs(records: list[Record]) -> dict[str, float]:
 
 
 class _Table:
-    """Just enough of a faust table for TableSeenEvents: a dict and no changelog."""
+    """Just enough of a faust table for TableSeenEvents: its store."""
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
 
-    def send_changelog(self, partition: int, key: bytes, value: bytes | None) -> None:
-        """Drop the changelog write: only memory is measured here."""
+
+async def _no_changelog(partition: int, key: bytes, value: bytes | None) -> None:
+    """Never called: only memory is measured here, changelog writes are dropped."""
 
 
 def dedupe_memory(records: list[Record]) -> dict[str, float]:
     """Bytes the dedupe state holds per stored digest, traced with tracemalloc."""
     processor = BatchProcessor(Settings(), SchemaRegistry.load())
     table = _Table()
-    state = TableSeenEvents(table, retention_seconds=30 * 24 * 3600)
+    state = TableSeenEvents(table, 30 * 24 * 3600, _no_changelog)
     raws = [
         RawRecord(
             r.value,
@@ -107,6 +108,7 @@ def dedupe_memory(records: list[Record]) -> dict[str, float]:
     for start in range(0, len(raws), 500):
         outcome = processor.process(raws[start : start + 500], state)
         remember_all(outcome, state)
+        state.unwritten.clear()  # the worker sends these after every batch
         del outcome
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
