@@ -35,10 +35,9 @@ from stream.topics import TopicPlan, ensure_topics
 
 BENCH = Path(__file__).resolve().parent
 SAMPLE_SECONDS = 0.1
-# A process using less CPU than this over the last BUSY_SAMPLES samples is
-# waiting (for partitions, for a rebalance, for input), not working.
+# A process using less CPU than this between two samples is waiting (for
+# partitions, for a rebalance, for input), not working.
 BUSY_CORES = 0.25
-BUSY_SAMPLES = 5
 RUN_TIMEOUT_SECONDS = 1800.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -200,13 +199,11 @@ def summarize(samples: list[Sample], stable_at: float, processes: int) -> RunRes
     """Events per second and CPU per event while every process works.
 
     The window runs between 10% and 90% of the outputs, after the group is
-    stable, from the first to the last sample at which every process is busy.
+    stable, from the first to the last sample at which every process was busy
+    since the sample before. A short pause in between stays in the window.
     """
     total = samples[-1].outputs
-    busy = [
-        i >= BUSY_SAMPLES and all_busy(samples[i - BUSY_SAMPLES], samples[i])
-        for i in range(len(samples))
-    ]
+    busy = [i > 0 and all_busy(samples[i - 1], samples[i]) for i in range(len(samples))]
     window = [
         i
         for i, s in enumerate(samples)

@@ -118,7 +118,12 @@ async def throughput_section(
         print(
             f"median {name}: {rate[name]:,.0f} events/s (range {low:,.0f}-{high:,.0f})"
         )
-    return rate["worker"] / rate["ref"], rate["pair"] / rate["worker"]
+    return _ratio(rate["worker"], rate["ref"]), _ratio(rate["pair"], rate["worker"])
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """A ratio, or NaN when a run was too short to time."""
+    return numerator / denominator if denominator else float("nan")
 
 
 async def memory_section(bootstrap: str, records: int) -> measure.RunResult:
