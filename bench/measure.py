@@ -14,6 +14,7 @@ runs out of input earlier and idles while the other finishes.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -214,6 +215,8 @@ def summarize(samples: list[Sample], stable_at: float, processes: int) -> RunRes
     ended = next(s.at for s in samples if s.outputs == total)
     if ended > started:
         result.whole_run_events_per_second = total / (ended - started)
+    # NaN, not 0, when the run was too short to time: a ratio of it is NaN too.
+    result.events_per_second = result.cpu_us_per_event = math.nan
     if len(window) < 2:
         return result
     first, last = samples[window[0]], samples[window[-1]]

@@ -14,14 +14,14 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import faust
 from mode import CrashingSupervisor
 
 from stream.dead_letters import SourcePosition
 from stream.dedupe_state import ChangelogSender, TableSeenEvents
-from stream.faust_transport import ShortPollConsumer, WorkerFaustApp
+from stream.faust_transport import WorkerFaustApp
 from stream.handoff import Handoff
 from stream.health import Readiness
 from stream.kafka_config import faust_broker_options
@@ -114,9 +114,9 @@ def build_app(
     processor = BatchProcessor(settings, registry, repartition_topic=repartition)
     worker_app = WorkerApp(app, processor, state, metrics, readiness)
 
-    runner = BatchRunner(
-        worker_app, settings, frozenset({settings.input_topic_name, repartition})
-    )
+    handoff = Handoff()
+    app.hand_over(frozenset({settings.input_topic_name, repartition}), handoff)
+    runner = BatchRunner(worker_app, settings, handoff)
     worker_app.runner = runner
     # A failed batch must stop the worker: faust's default supervisor would
     # restart the agent past the unacknowledged records, and the commit could
@@ -134,11 +134,11 @@ class BatchRunner:
     """The agent body: batches in, outputs produced and acknowledged, records acked."""
 
     def __init__(
-        self, worker_app: WorkerApp, settings: Settings, input_topics: frozenset[str]
+        self, worker_app: WorkerApp, settings: Settings, handoff: Handoff
     ) -> None:
         self.worker_app = worker_app
         self.settings = settings
-        self.input_topics = input_topics
+        self.handoff = handoff
 
     async def agent(self, stream: Any) -> None:
         """Consume the input in batches until the worker stops.
@@ -150,16 +150,12 @@ class BatchRunner:
         taken, decoded and sent; a batch's records are still acknowledged only
         after all its outputs, and batches finish in order.
         """
-        app = self.worker_app.app
         aiter(stream.channel)  # subscribes the consumer to the topics
-        handoff = Handoff()
-        consumer = cast(ShortPollConsumer, app.consumer)
-        consumer.hand_over(self.input_topics, handoff)
         finishing: asyncio.Task[None] | None = None
         in_flight: BatchOutcome | None = None
         try:
             while True:
-                messages = await self.take(handoff)
+                messages = await self.take()
                 if not messages:
                     continue
                 outcome = self.worker_app.processor.process(
@@ -176,10 +172,12 @@ class BatchRunner:
             if finishing is not None and not finishing.done():
                 finishing.cancel()
 
-    async def take(self, handoff: Handoff) -> list[Any]:
+    async def take(self) -> list[Any]:
         """The next batch of messages this worker may still process."""
         settings = self.settings
-        fetched = await handoff.take(settings.batch_size, settings.batch_within_seconds)
+        fetched = await self.handoff.take(
+            settings.batch_size, settings.batch_within_seconds
+        )
         return [message for message in fetched if self.admit(message)]
 
     def admit(self, message: Any) -> bool:

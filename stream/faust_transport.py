@@ -12,19 +12,19 @@ maximum wait keeps the empty partitions from holding up the input; an idle
 worker then sends a fetch request about ten times a second per broker.
 
 Batch hand-off. faust's fetch loop passes each message to the agent's channel
-through two new asyncio tasks and a chain of callbacks. For the topics an agent
-registers with ``hand_over``, this consumer instead puts each fetched batch on
-the agent's ``Handoff`` whole. Everything else about fetching is faust's: the
-same ``getmany`` (rebalance generations, paused partitions), read offsets, gap
-tracking for commits, commit-every, and giving up a hand-off when a rebalance
-suspends the flow, as faust gives up a message. Other topics (table changelogs
-during recovery) still go through faust's own callback.
+through four new asyncio tasks and a chain of callbacks. For the topics given to
+``WorkerFaustApp.hand_over``, this consumer instead puts each fetched batch on a
+``Handoff`` whole, for the agent to take. Everything else about fetching is
+faust's: the same ``getmany`` (rebalance generations, paused partitions), read
+offsets, gap tracking for commits, commit-every, and giving up a hand-off when
+a rebalance suspends the flow, as faust gives up a message. Other topics (table
+changelogs during recovery) still go through faust's own callback.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -50,16 +50,8 @@ class ShortPollConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 class ShortPollConsumer(aiokafka_driver.Consumer):
     """faust's aiokafka consumer with a short fetch wait and batch hand-off."""
 
-    handoff: Handoff | None = None
-    handoff_topics: frozenset[str] = frozenset()
-
     def _new_consumer_thread(self) -> Any:
         return ShortPollConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    def hand_over(self, topics: frozenset[str], handoff: Handoff) -> None:
-        """From now on, put messages of ``topics`` on ``handoff`` in batches."""
-        self.handoff_topics = topics
-        self.handoff = handoff
 
     async def _drain_messages(self, fetcher: Any) -> None:
         """Fetch until stopped; hand messages over in batches or one by one."""
@@ -92,18 +84,19 @@ class ShortPollConsumer(aiokafka_driver.Consumer):
 
     async def _deliver(self, fetched: Any) -> None:
         """Deliver one fetch: batch the hand-off topics, call back for the rest."""
+        handoff, handoff_topics = cast(WorkerFaustApp, self.app).handoff
         batch: list[Any] = []
         async for tp, message in fetched:
             if not await self._is_next(tp, message):
                 continue
-            if message.topic in self.handoff_topics:
+            if message.topic in handoff_topics:
                 batch.append(message)
             else:
-                await self._hand_batch_over(batch)
+                await self._hand_batch_over(handoff, batch)
                 batch = []
                 await self.wait_first(self.callback(message), self.suspend_flow.wait())
             self._read_offset[tp] = message.offset
-        await self._hand_batch_over(batch)
+        await self._hand_batch_over(handoff, batch)
 
     async def _is_next(self, tp: Any, message: Any) -> bool:
         """Check a message as faust does: skip repeats, note gaps, commit every N."""
@@ -125,14 +118,14 @@ class ShortPollConsumer(aiokafka_driver.Consumer):
             await self.commit()
         return True
 
-    async def _hand_batch_over(self, batch: list[Any]) -> None:
+    async def _hand_batch_over(self, handoff: Handoff, batch: list[Any]) -> None:
         """Put a batch on the hand-off unless a rebalance suspends the flow first.
 
         A batch given up here was neither tracked nor acknowledged, so its
         records are fetched again from the committed offset after the rebalance.
         """
-        if batch and self.handoff is not None:
-            await self.wait_first(self.handoff.put(batch), self.suspend_flow.wait())
+        if batch:
+            await self.wait_first(handoff.put(batch), self.suspend_flow.wait())
 
 
 class ShortPollTransport(aiokafka_driver.Transport):
@@ -143,6 +136,14 @@ class ShortPollTransport(aiokafka_driver.Transport):
 
 class WorkerFaustApp(faust.App):
     """A faust app whose consumer uses the short-poll transport."""
+
+    # Where fetched messages of the hand-off topics go; set before the app runs
+    # so no message can reach faust's channel queue, which nothing reads.
+    handoff: tuple[Handoff, frozenset[str]] = (Handoff(), frozenset())
+
+    def hand_over(self, topics: frozenset[str], handoff: Handoff) -> None:
+        """Put fetched messages of ``topics`` on ``handoff``, in batches."""
+        self.handoff = (handoff, topics)
 
     def _new_transport(self) -> Any:
         return ShortPollTransport(self.conf.broker_consumer, self)

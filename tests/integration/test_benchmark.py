@@ -21,7 +21,7 @@ def test_benchmark_prints_its_ratios(kafka_bootstrap: str) -> None:
             "--records",
             "4000",
             "--e2e-records",
-            "8000",
+            "12000",
             "--cycles",
             "1",
         ],
@@ -43,9 +43,13 @@ def test_benchmark_prints_its_ratios(kafka_bootstrap: str) -> None:
     assert e2e > 0
     assert scaleout > 0 or math.isnan(scaleout)
     assert 20 < rss_mb < 2000
-    # every run published the same outputs: the table's last column agrees
-    rows = [
-        line.split() for line in lines if line.startswith(("ref ", "worker ", "pair "))
-    ]
-    assert len(rows) == 3
-    assert len({row[-1] for row in rows}) == 1, rows
+    # The table's last column: outputs. The reference and one worker publish the
+    # same; a pair may repeat a few dead letters of records its rebalance
+    # redelivered (at least once), but loses nothing.
+    outputs = {
+        line.split()[0]: int(line.split()[-1])
+        for line in lines
+        if line.startswith(("ref ", "worker ", "pair "))
+    }
+    assert outputs["ref"] == outputs["worker"] > 0, outputs
+    assert outputs["ref"] <= outputs["pair"] <= outputs["ref"] + 10, outputs
