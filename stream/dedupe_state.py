@@ -164,6 +164,30 @@ class TableSeenEvents:
         self.expired_total += len(expired)
         return len(expired)
 
+    def forget_unowned(self, owned_partitions: set[int]) -> int:
+        """Drop the entries of partitions this worker no longer owns; return how many.
+
+        Called with the whole new assignment after a rebalance. faust's memory
+        store forgets only entries it restored from the changelog; the ones
+        this worker wrote itself would otherwise stay in memory for good, and
+        never expire, since a sweep covers owned partitions only. If such a
+        partition comes back, its entries are restored from the changelog.
+        """
+        unowned = [
+            conversation
+            for conversation, blob in self.store.items()
+            if _HEADER.unpack_from(blob)[1] not in owned_partitions
+        ]
+        for conversation in unowned:
+            del self.store[conversation]
+        if unowned:
+            log.info(
+                "dedupe state: let go of %d conversations of partitions now owned "
+                "by other workers",
+                len(unowned),
+            )
+        return len(unowned)
+
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 

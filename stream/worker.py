@@ -169,6 +169,8 @@ class Worker:
             )
             self.metrics.on_assigned(partitions)
             self.readiness.on_assigned(partitions)
+            owned = {p for t, p in partitions if t == self.settings.input_topic_name}
+            self.wapp.state.forget_unowned(owned)
 
         @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # as above
         async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:

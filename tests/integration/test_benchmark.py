@@ -33,16 +33,17 @@ def test_benchmark_prints_its_ratios(kafka_bootstrap: str) -> None:
     )
     assert run.returncode == 0, run.stderr[-3000:]
 
-    lines = run.stdout.strip().splitlines()
+    report = run.stdout  # shown by every assertion below when it fails
+    lines = report.strip().splitlines()
     match = LAST_LINE.fullmatch(lines[-1])
-    assert match, lines[-1]
+    assert match, report
     decode_vs_json, e2e, scaleout, rss_mb = (float(x) for x in match.groups())
     # Sizes, not speed: a tiny, noisy run still decodes and publishes. A pair
     # may finish before both workers are ever busy at once: NaN, by design.
-    assert 0.5 < decode_vs_json < 20
-    assert e2e > 0
-    assert scaleout > 0 or math.isnan(scaleout)
-    assert 20 < rss_mb < 2000
+    assert 0.5 < decode_vs_json < 20, report
+    assert e2e > 0, report
+    assert scaleout > 0 or math.isnan(scaleout), report
+    assert 20 < rss_mb < 2000, report
     # The table's last column: outputs. The reference and one worker publish the
     # same; a pair may repeat a few dead letters of records its rebalance
     # redelivered (at least once), but loses nothing.
@@ -51,5 +52,5 @@ def test_benchmark_prints_its_ratios(kafka_bootstrap: str) -> None:
         for line in lines
         if line.startswith(("ref ", "worker ", "pair "))
     }
-    assert outputs["ref"] == outputs["worker"] > 0, outputs
-    assert outputs["ref"] <= outputs["pair"] <= outputs["ref"] + 10, outputs
+    assert outputs["ref"] == outputs["worker"] > 0, report
+    assert outputs["ref"] <= outputs["pair"] <= outputs["ref"] + 10, report

@@ -111,3 +111,16 @@ def test_a_failed_changelog_write_fails_written() -> None:
 
     with pytest.raises(RuntimeError, match="not stored"):
         asyncio.run(scenario())
+
+
+def test_entries_of_partitions_owned_elsewhere_are_let_go() -> None:
+    state, table, _ = new_state()
+    state.remember(b"kept", set(DIGESTS), partition=1)
+    state.remember(b"moved", set(DIGESTS), partition=2)
+    state.remember(b"moved too", set(DIGESTS), partition=5)
+
+    assert state.forget_unowned({0, 1}) == 2
+
+    assert set(table.data) == {b"kept"}
+    assert state.seen(b"kept") == DIGESTS
+    assert state.forget_unowned({0, 1}) == 0
