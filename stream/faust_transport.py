@@ -36,7 +36,7 @@ from stream.handoff import Handoff
 FETCH_MAX_WAIT_MS = 100
 
 
-class ShortPollConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+class ShortFetchConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
     """faust's consumer thread with a short fetch wait."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
@@ -47,11 +47,11 @@ class ShortPollConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         return consumer
 
 
-class ShortPollConsumer(aiokafka_driver.Consumer):
-    """faust's aiokafka consumer with a short fetch wait and batch hand-off."""
+class HandoffConsumer(aiokafka_driver.Consumer):
+    """faust's aiokafka consumer: short fetch wait, batch hand-off."""
 
     def _new_consumer_thread(self) -> Any:
-        return ShortPollConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        return ShortFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         """Fetch until stopped; hand messages over in batches or one by one."""
@@ -128,14 +128,14 @@ class ShortPollConsumer(aiokafka_driver.Consumer):
             await self.wait_first(handoff.put(batch), self.suspend_flow.wait())
 
 
-class ShortPollTransport(aiokafka_driver.Transport):
-    """faust's aiokafka transport with the short-poll consumer."""
+class WorkerTransport(aiokafka_driver.Transport):
+    """faust's aiokafka transport with the hand-off consumer."""
 
-    Consumer = ShortPollConsumer
+    Consumer = HandoffConsumer
 
 
 class WorkerFaustApp(faust.App):
-    """A faust app whose consumer uses the short-poll transport."""
+    """A faust app whose consumer hands fetched batches to the agent."""
 
     # Where fetched messages of the hand-off topics go; set before the app runs
     # so no message can reach faust's channel queue, which nothing reads.
@@ -146,4 +146,4 @@ class WorkerFaustApp(faust.App):
         self.handoff = (handoff, topics)
 
     def _new_transport(self) -> Any:
-        return ShortPollTransport(self.conf.broker_consumer, self)
+        return WorkerTransport(self.conf.broker_consumer, self)

@@ -140,9 +140,9 @@ def test_text_form_examples() -> None:
     assert payload["lastPaymentDate"] == {"year": "2024", "month": "2", "day": "29"}
 
 
-def test_attribute_events_encode_like_their_json_form() -> None:
-    event = next(e for e in EVENTS if e["attribute"] == "purchase")
-    typed = AttributeEvent(
+def typed(event: dict[str, Any]) -> AttributeEvent:
+    """The AttributeEvent of a canonical event's JSON form."""
+    return AttributeEvent(
         conversation_id=event["conversationId"],
         brand_id=event["brandId"],
         consumer_id=event["consumerId"],
@@ -154,9 +154,15 @@ def test_attribute_events_encode_like_their_json_form() -> None:
         original_timestamp_ms=event["originalTimeStamp"],
         payload=event["payload"],
     )
+
+
+def test_attribute_events_encode_like_their_json_form() -> None:
+    event = next(e for e in EVENTS if e["attribute"] == "purchase")
     schema = REGISTRY.newest("purchase")
 
-    assert encode_single_object(typed, schema) == encode_single_object(event, schema)
+    assert encode_single_object(typed(event), schema) == encode_single_object(
+        event, schema
+    )
 
 
 def test_pinned_versions_are_written_and_read_back() -> None:
@@ -354,22 +360,6 @@ def test_an_event_for_the_wrong_schema_is_refused() -> None:
 
 
 # --- the direct writer -------------------------------------------------------
-
-
-def typed(event: dict[str, Any]) -> AttributeEvent:
-    """The AttributeEvent of a canonical event's JSON form."""
-    return AttributeEvent(
-        conversation_id=event["conversationId"],
-        brand_id=event["brandId"],
-        consumer_id=event["consumerId"],
-        api_version=event["apiVersion"],
-        authenticated=event["authenticated"],
-        sde_type=event["sdeType"],
-        attribute=event["attribute"],
-        server_timestamp_ms=event["serverTimeStamp"],
-        original_timestamp_ms=event["originalTimeStamp"],
-        payload=event["payload"],
-    )
 
 
 def checked_bytes(event: dict[str, Any], version: int) -> bytes:
